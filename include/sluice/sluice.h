@@ -1,0 +1,9 @@
+/* sluice/sluice.h — the whole public API of libsluice. */
+#ifndef SLUICE_SLUICE_H
+#define SLUICE_SLUICE_H
+
+#include <sluice/common.h>
+#include <sluice/call.h>
+#include <sluice/mock.h>
+
+#endif

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# format.sh — apply .clang-format to every C file in the repository.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CF=$(command -v clang-format-14 || command -v clang-format)
+find src include tests examples -name '*.[ch]' -print0 | xargs -0 "$CF" -i --style=file

@@ -1,0 +1,26 @@
+/* json.h — helpers over jansson for JSON from the wire.
+ *
+ * jansson does the parsing; this adds what untrusted input needs on top: a nesting
+ * depth cap checked before parsing, a size cap, and one-line error messages. */
+#ifndef SL_BASE_JSON_H
+#define SL_BASE_JSON_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#define SL_JSON_MAX_DEPTH 64
+
+/* Parse exactly one JSON value from (p, n). On success *out is a new reference and 0
+ * is returned. On failure returns SL_EPARSE or SL_ELIMIT (depth over max_depth, or 0 for
+ * SL_JSON_MAX_DEPTH) and writes a one-line reason into err (if errlen > 0). */
+int sl__json_parse(const char *p, size_t n, int max_depth, json_t **out, char *err, size_t errlen);
+
+/* Borrowed string member, or NULL if absent or not a string. */
+const char *sl__json_str(const json_t *obj, const char *key);
+/* Integer member, or def if absent or not an integer. */
+long long sl__json_int(const json_t *obj, const char *key, long long def);
+
+/* Compact serialisation, caller frees; NULL on ENOMEM. */
+char *sl__json_dump(const json_t *v);
+
+#endif
