@@ -8,6 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #define SS_MAX_REQUESTS      64
 #define SS_MAX_REQUEST_BYTES (1u << 20)
@@ -249,6 +253,51 @@ int ss_start(uv_loop_t *loop, const ss_step *const *scripts, size_t nscripts, ss
     struct sockaddr_in addr;
     uv_ip4_addr("127.0.0.1", 0, &addr);
     int rc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&addr, 0);
+    if (!rc)
+        rc = uv_listen((uv_stream_t *)&s->listener, 64, on_connection);
+    if (rc) {
+        s->freed = 1;
+        s->closing = 1;
+        uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+        return rc;
+    }
+    struct sockaddr_storage name;
+    int len = sizeof name;
+    uv_tcp_getsockname(&s->listener, (struct sockaddr *)&name, &len);
+    s->port = ntohs(((struct sockaddr_in *)&name)->sin_port);
+    *out = s;
+    return 0;
+}
+
+int ss_listen_fd(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) || listen(fd, 64) ||
+        getsockname(fd, (struct sockaddr *)&a, &len)) {
+        close(fd);
+        return -1;
+    }
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+int ss_start_fd(uv_loop_t *loop, int fd, const ss_step *const *scripts, size_t nscripts,
+                ss_server **out)
+{
+    ss_server *s = calloc(1, sizeof *s);
+    s->loop = loop;
+    s->scripts = scripts;
+    s->nscripts = nscripts;
+    uv_tcp_init(loop, &s->listener);
+    s->listener.data = s;
+    int rc = uv_tcp_open(&s->listener, fd);
     if (!rc)
         rc = uv_listen((uv_stream_t *)&s->listener, 64, on_connection);
     if (rc) {

@@ -62,6 +62,12 @@ typedef struct ss_server ss_server;
 
 /* Scripts are borrowed until ss_free (steps' data too). 0 or a libuv error. */
 int ss_start(uv_loop_t *loop, const ss_step *const *scripts, size_t nscripts, ss_server **out);
+/* A listening socket on 127.0.0.1 with an ephemeral port (*port), for when the port
+ * must be known before the loop that will serve it exists; then ss_start_fd. -1 on
+ * error. */
+int ss_listen_fd(int *port);
+int ss_start_fd(uv_loop_t *loop, int fd, const ss_step *const *scripts, size_t nscripts,
+                ss_server **out);
 int ss_port(const ss_server *s);
 /* "http://127.0.0.1:PORT" + suffix, in a static buffer per server. */
 const char *ss_url(ss_server *s, const char *suffix);
