@@ -54,6 +54,9 @@ typedef struct rec {
     int free_at_delta;   /* free inside the n-th on_delta */
     int pause_at_delta;  /* pause inside the n-th on_delta */
     int free_in_done;
+    sl_client *free_client_at_delta; /* sl_client_free inside the n-th on_delta */
+    int client_free_delta;
+    sl_client *free_client_in_done;
     sl_call *call;
 } rec;
 
@@ -95,6 +98,10 @@ static void on_delta(sl_call *call, const sl_delta *d, void *user)
         sl_call_cancel(call);
         assert_int_equal(x->dones, 0); /* never from inside cancel */
     }
+    if (x->free_client_at_delta && x->client_free_delta == x->deltas) {
+        sl_client_free(x->free_client_at_delta);
+        assert_int_equal(x->dones, 1);
+    }
     if (x->free_at_delta == x->deltas) {
         sl_call_free(call);
         assert_int_equal(x->dones, 1); /* delivered by the free itself */
@@ -135,6 +142,8 @@ static void on_done(sl_call *call, const sl_result *r, void *user)
         sl_call_free(call);
         x->call = NULL;
     }
+    if (x->free_client_in_done)
+        sl_client_free(x->free_client_in_done);
 }
 
 /* UV_RUN_ONCE runs due timers and then still blocks in poll; the callbacks call
@@ -362,6 +371,8 @@ static void http_error_case(const char *status_line, const char *extra_headers, 
              want_msg_tail);
     assert_string_equal(x.msg, want);
     assert_int_equal(x.retry_after_ms, want_retry);
+    assert_int_equal(x.rl.remaining_requests, want_status == 429 ? 0 : -1);
+    assert_int_equal(x.rl.reset_tokens_ms, want_status == 429 ? 6000 : -1);
     assert_string_equal(x.body, "");
     assert_null(x.finish[0] ? x.finish : NULL);
     sl_call_free(x.call);
@@ -376,7 +387,8 @@ static void test_http_errors(void **state)
                     "\"invalid_request_error\",\"param\":\"messages\",\"code\":null}}",
                     400, "HTTP 400: Invalid 'messages': empty.", -1);
     http_error_case("429 Too Many Requests",
-                    "retry-after-ms: 250\r\nx-ratelimit-remaining-requests: 0\r\n",
+                    "retry-after-ms: 250\r\nx-ratelimit-remaining-requests: 0\r\n"
+                    "x-ratelimit-reset-tokens: 6s\r\n",
                     "{\"error\":{\"message\":\"Rate limit reached\",\"type\":\"requests\"}}", 429,
                     "HTTP 429: Rate limit reached", 250);
     http_error_case("500 Internal Server Error", "Retry-After: 2\r\n", "upstream exploded\nmore",
@@ -529,6 +541,102 @@ static void test_timeouts(void **state)
     assert_int_equal(z.usage.total_tokens, 8);
 }
 
+static const ss_step slow_stream[] = {
+    SS_STEP_READ,    SS_STEP_SEND(SSE_HEAD EV_ROLE EV_TEXT("one")),
+    SS_STEP_WAIT(5), SS_STEP_SEND(EV_TEXT("two")),
+    SS_STEP_WAIT(5), SS_STEP_SEND(EV_TEXT("three")),
+    SS_STEP_STALL};
+
+static void test_call_timeout_and_host_cap(void **state)
+{
+    /* the call's own total timeout */
+    static const ss_step s[] = {SS_STEP_READ, SS_STEP_SEND(SSE_HEAD EV_ROLE EV_TEXT("x")),
+                                SS_STEP_STALL};
+    ss_server *ss = serve(s);
+    sl_client *c = client_for(ss, 0, 0);
+    sl_request *req = chat_request(1);
+    rec x = {0};
+    sl_call_opts o = {.on_delta = on_delta, .on_done = on_done, .user = &x, .timeout_ms = 40};
+    assert_int_equal(sl_call_start(c, req, &o, &x.call), 0);
+    run_until(&x.dones);
+    assert_int_equal(x.err, SL_ETIMEDOUT);
+    assert_non_null(strstr(x.msg, ": not complete within 40 ms"));
+    assert_string_equal(x.res_text, "x");
+    sl_call_free(x.call);
+    sl_client_free(c);
+    ss_free(ss);
+
+    /* one connection allowed: the second call waits for it, then reuses it */
+    static const ss_step s2[] = {
+        SS_STEP_READ,
+        SS_STEP_SEND("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                     "Content-Length: 14\r\n\r\n" EV_DONE),
+        SS_STEP_READ,
+        SS_STEP_SEND("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                     "Content-Length: 14\r\n\r\n" EV_DONE),
+        SS_STEP_END};
+    ss = serve(s2);
+    sl_client_opts co;
+    sl_client_opts_init(&co);
+    co.base_url = ss_url(ss, "/v1");
+    co.max_host_connections = 1;
+    assert_int_equal(sl_client_new(&loop, &co, &c), 0);
+    rec a = {0}, b = {0};
+    start(c, req, &a);
+    start(c, req, &b);
+    run_until(&a.dones);
+    run_until(&b.dones);
+    assert_int_equal(a.err, 0);
+    assert_int_equal(b.err, 0);
+    assert_int_equal(ss_accepts(ss), 1);
+    assert_int_equal(ss_nrequests(ss), 2);
+    sl_call_free(a.call);
+    sl_call_free(b.call);
+    sl_client_free(c);
+    ss_free(ss);
+    sl_request_free(req);
+}
+
+static void test_client_free_inside_callbacks(void **state)
+{
+    ss_server *ss = serve(slow_stream);
+    sl_request *req = chat_request(1);
+
+    /* inside on_done of one call, with another one running */
+    sl_client *c = client_for(ss, 0, 0);
+    rec a = {0}, b = {0};
+    a.cancel_at_delta = 1;
+    a.free_client_in_done = c;
+    start(c, req, &a);
+    start(c, req, &b);
+    run_until(&a.dones);
+    assert_int_equal(a.err, SL_ECANCELED);
+    assert_int_equal(b.dones, 1);
+    assert_int_equal(b.err, SL_ECANCELED);
+    sl_call_free(a.call);
+    sl_call_free(b.call);
+
+    /* inside on_delta, that is inside libcurl */
+    c = client_for(ss, 0, 0);
+    rec d = {0}, e = {0};
+    d.free_client_at_delta = c;
+    d.client_free_delta = 2;
+    start(c, req, &d);
+    start(c, req, &e);
+    run_until(&d.dones);
+    assert_int_equal(d.dones, 1);
+    assert_int_equal(d.err, SL_ECANCELED);
+    assert_string_equal(d.res_text, "onetwo");
+    assert_int_equal(e.dones, 1);
+    sl_call_free(d.call);
+    sl_call_free(e.call);
+
+    while (ss_open_connections(ss))
+        uv_run(&loop, UV_RUN_ONCE);
+    sl_request_free(req);
+    ss_free(ss);
+}
+
 static void test_connect_refused(void **state)
 {
     /* a server that is gone by the time we connect */
@@ -553,12 +661,6 @@ static void test_connect_refused(void **state)
     sl_call_free(x.call);
     sl_client_free(c);
 }
-
-static const ss_step slow_stream[] = {
-    SS_STEP_READ,    SS_STEP_SEND(SSE_HEAD EV_ROLE EV_TEXT("one")),
-    SS_STEP_WAIT(5), SS_STEP_SEND(EV_TEXT("two")),
-    SS_STEP_WAIT(5), SS_STEP_SEND(EV_TEXT("three")),
-    SS_STEP_STALL};
 
 static void test_cancel(void **state)
 {
@@ -909,6 +1011,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_garbage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeouts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connect_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_call_timeout_and_host_cap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_free_inside_callbacks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_call_free, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_free_running, setup, teardown),
