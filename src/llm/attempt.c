@@ -182,7 +182,10 @@ static int on_head(sl_httpc_req *r, const sl_httpc_head *h, void *user)
     if (h->status < 200 || h->status > 299) {
         a->mode = MODE_ERROR;
         sl__buf_init(&a->raw, a->max_body < MAX_ERROR_BODY ? a->max_body : MAX_ERROR_BODY);
-    } else if (!strncmp(h->content_type, "text/event-stream", 17)) {
+    } else if (!strncmp(h->content_type, "text/event-stream", 17) ||
+               (a->hr.stream && !strstr(h->content_type, "json"))) {
+        /* a streamed request gets SSE unless the answer says it is JSON (some servers
+         * send event streams without, or with a wrong, content type) */
         a->mode = MODE_SSE;
     } else {
         a->mode = MODE_JSON;

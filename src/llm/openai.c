@@ -308,8 +308,11 @@ static int emit(sl_openai_parser *p, const sl_delta *in)
 /* Append text to an accumulator, counted against the assembled cap. */
 static int grow(sl_openai_parser *p, sl_buf *b, const char *s, size_t n)
 {
-    if (n > SL_OPENAI_MAX_ASSEMBLED - p->assembled)
-        return fail(p, SL_ELIMIT, "answer over %s bytes", "67108864");
+    if (n > SL_OPENAI_MAX_ASSEMBLED - p->assembled) {
+        char cap[32];
+        snprintf(cap, sizeof cap, "%u", SL_OPENAI_MAX_ASSEMBLED);
+        return fail(p, SL_ELIMIT, "answer over %s bytes", cap);
+    }
     p->assembled += n;
     return sl__buf_append(b, s, n) ? fail(p, SL_ENOMEM, "%s", "out of memory") : 0;
 }

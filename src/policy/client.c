@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/log.h"
+
 #define DEFAULT_CONNECT_MS    10000
 #define DEFAULT_FIRST_BYTE_MS 120000
 #define DEFAULT_IDLE_MS       120000
@@ -123,8 +125,10 @@ void sl_client_free(sl_client *c)
         /* a stream's callbacks may have left uv_stop() set: run until really empty */
         while (uv_run(c->loop, UV_RUN_DEFAULT) != 0)
             ;
-        uv_loop_close(c->loop);
-        free(c->loop);
+        if (uv_loop_close(c->loop) == 0)
+            free(c->loop);
+        else /* leak it rather than free memory that live handles point to */
+            sl__log(SL_LOG_WARN, "sl_client_free: the private loop still has handles");
     }
     free(c->base_url);
     free(c->api_key);

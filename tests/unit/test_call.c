@@ -637,6 +637,19 @@ static void test_client_free_inside_callbacks(void **state)
     ss_free(ss);
 }
 
+static void test_stream_without_content_type(void **state)
+{
+    /* a streamed request answered without a content type is read as SSE */
+    static const ss_step s[] = {
+        SS_STEP_READ,
+        SS_STEP_SEND("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" EV_TEXT("ok") EV_DONE),
+        SS_STEP_CLOSE};
+    rec x = {0};
+    one_call(s, 1, 0, 0, &x);
+    assert_int_equal(x.err, 0);
+    assert_string_equal(x.text, "ok");
+}
+
 static void test_connect_refused(void **state)
 {
     /* a server that is gone by the time we connect */
@@ -1010,6 +1023,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cut_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_garbage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeouts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_without_content_type, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connect_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_call_timeout_and_host_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_free_inside_callbacks, setup, teardown),
