@@ -19,7 +19,8 @@ typedef struct sl_limiter_waiter sl_limiter_waiter;
 typedef void (*sl_limiter_cb)(sl_limiter_waiter *w, void *user);
 
 /* Embed in the caller's struct; contents are private to the limiter. It must stay at
- * the same address while queued (until its callback runs or it is cancelled). */
+ * the same address while queued (until its callback runs or it is cancelled). Zero it
+ * (or pass it to acquire) before the first sl__limiter_cancel. */
 struct sl_limiter_waiter {
     sl_limiter_waiter *prev, *next;
     sl_limiter_cb cb;

@@ -45,7 +45,8 @@ typedef struct sl_ratelimit_waiter sl_ratelimit_waiter;
 typedef void (*sl_ratelimit_cb)(sl_ratelimit_waiter *w, void *user);
 
 /* Embed in the caller's struct; must stay at the same address while queued. Only
- * ticket is for the caller to read (after the grant). */
+ * ticket is for the caller to read (after the grant). Zero it (or pass it to
+ * sl__ratelimit_wait) before the first sl__ratelimit_cancel. */
 struct sl_ratelimit_waiter {
     sl_ratelimit_waiter *prev, *next;
     long tokens;
