@@ -20,18 +20,18 @@
 typedef struct sl_policy sl_policy;
 
 typedef struct sl_policy_opts {
-    int max_attempts;       /* total HTTP attempts per call, >= 1; default 1 (no retry) */
-    long backoff_base_ms;   /* full-jitter exponential backoff; default 500 */
-    long backoff_cap_ms;    /* default 30000 */
-    long retry_budget_ms;   /* total time a call may spend retrying; 0 = none */
-    int concurrency;        /* calls in flight at once (FIFO queue beyond); 0 = no limit */
-    long rpm;               /* requests per minute; 0 = no limit */
-    long tpm;               /* tokens per minute (prompt estimate + max_tokens, corrected by
-                               the reported usage); 0 = no limit */
-    int breaker_threshold;  /* consecutive failures that open the circuit; 0 = no breaker */
+    int max_attempts;         /* total HTTP attempts per call, >= 1; default 1 (no retry) */
+    long backoff_base_ms;     /* full-jitter exponential backoff; default 500 */
+    long backoff_cap_ms;      /* default 30000 */
+    long retry_budget_ms;     /* total time a call may spend retrying; 0 = none */
+    int concurrency;          /* calls in flight at once (FIFO queue beyond); 0 = no limit */
+    long rpm;                 /* requests per minute; 0 = no limit */
+    long tpm;                 /* tokens per minute (prompt estimate + max_tokens, corrected by
+                                 the reported usage); 0 = no limit */
+    int breaker_threshold;    /* consecutive failures that open the circuit; 0 = no breaker */
     long breaker_cooldown_ms; /* default 10000 */
-    long deadline_ms;       /* whole call including waits and retries; 0 = none */
-    uint64_t seed;          /* jitter PRNG seed; 0 = from the clock */
+    long deadline_ms;         /* whole call including waits and retries; 0 = none */
+    uint64_t seed;            /* jitter PRNG seed; 0 = from the clock */
 } sl_policy_opts;
 
 void sl_policy_opts_init(sl_policy_opts *o);

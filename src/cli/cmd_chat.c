@@ -140,8 +140,8 @@ static void on_done(sl_call *call, const sl_result *r, void *user)
         fprintf(stderr,
                 "sluice: model=%s attempts=%d ttfb=%.1fms ttft=%.1fms total=%.1fms "
                 "tokens prompt=%ld completion=%ld finish=%s\n",
-                c->model, r->attempts, r->timings.ttfb_ms, r->timings.ttft_ms,
-                r->timings.total_ms, r->usage.prompt_tokens, r->usage.completion_tokens,
+                c->model, r->attempts, r->timings.ttfb_ms, r->timings.ttft_ms, r->timings.total_ms,
+                r->usage.prompt_tokens, r->usage.completion_tokens,
                 r->finish_reason ? r->finish_reason : "-");
     }
     sl_call_free(call);
@@ -306,8 +306,7 @@ int cmd_chat(int argc, char **argv)
 
     sl_call_opts o = {.on_delta = on_delta, .on_done = on_done, .user = &c};
     if ((rc = sl_call_start(c.client, req, &o, &c.call))) {
-        fprintf(stderr, "sluice: cannot start the call to %s: %s\n", co.base_url,
-                sl_strerror(rc));
+        fprintf(stderr, "sluice: cannot start the call to %s: %s\n", co.base_url, sl_strerror(rc));
         close_signals(&c);
         goto out;
     }

@@ -138,8 +138,7 @@ int cli_parse_seconds(const char *flag, const char *s, double *out)
     else if (*end && strcmp(end, "s"))
         end = NULL;
     if (errno || !end || end == s || !isfinite(v) || v < 0) {
-        fprintf(stderr, "sluice: %s: '%s' is not a duration (e.g. 30, 1.5s, 250ms, 2m)\n", flag,
-                s);
+        fprintf(stderr, "sluice: %s: '%s' is not a duration (e.g. 30, 1.5s, 250ms, 2m)\n", flag, s);
         return -1;
     }
     *out = v * scale;
