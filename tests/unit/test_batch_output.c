@@ -559,12 +559,38 @@ static void test_errors_file_stdout_devnull(void **state)
     assert_int_equal(sl__batch_output_open("-", &o, &out, NULL, err, sizeof err), 0);
     sl_batch_result a = {"a", 200, "req_1", {"{\"x\":0.1}", 9}, NULL, NULL};
     assert_int_equal(sl__batch_output_put(out, &a), 0);
+    /* stdout is a regular file here: it can be synced */
+    assert_int_equal(sl__batch_output_sync(out), 0);
+    sl_batch_output_stats st;
+    sl__batch_output_stats_get(out, &st);
+    assert_int_equal(st.syncs, 1);
     assert_int_equal(sl__batch_output_close(out, err, sizeof err), 0);
     assert_true(fcntl(STDOUT_FILENO, F_GETFD) >= 0); /* not closed */
-    dup2(saved, STDOUT_FILENO);
-    close(saved);
     char *got = slurp(copy, NULL);
     assert_string_equal(got, LINE_A);
+    free(got);
+
+    /* a failed write on stdout never truncates: what was there before is not ours */
+    o.write_fn = rec_write;
+    fault = 2;
+    ncalls = 0;
+    assert_int_equal(sl__batch_output_open("-", &o, &out, NULL, err, sizeof err), 0);
+    assert_int_equal(sl__batch_output_put(out, &a), SL_EIO);
+    assert_int_equal(sl__batch_output_close(out, err, sizeof err), SL_EIO);
+    char want_err[300];
+    snprintf(want_err, sizeof want_err,
+             "cannot write -: No space left on device (a partial last line is left)");
+    assert_string_equal(err, want_err);
+    fault = 0;
+    o.write_fn = NULL;
+    dup2(saved, STDOUT_FILENO);
+    close(saved);
+    got = slurp(copy, NULL);
+    sl_buf w;
+    sl__buf_init(&w, 0);
+    sl__buf_printf(&w, "%s%.10s", LINE_A, LINE_A);
+    assert_string_equal(got, w.data);
+    sl__buf_free(&w);
     free(got);
 
     /* an existing device is just written to */

@@ -30,7 +30,9 @@
 struct sl_batch_output {
     int fd;
     int is_stdout;
-    int regular;
+    int regular; /* a regular file: fdatasync works */
+    int own;     /* a file this module created or resumed: its size is known, so a partial
+                    line can be cut off again (never true for stdout: "sluice ... >> f") */
     int failed;
     char *path;
     char *side_path; /* NULL: no side file for this output */
@@ -376,6 +378,8 @@ int sl__batch_output_open(const char *path, const sl_batch_output_opts *o, sl_ba
         }
         out->fd = STDOUT_FILENO;
         out->is_stdout = 1;
+        struct stat so;
+        out->regular = fstat(STDOUT_FILENO, &so) == 0 && S_ISREG(so.st_mode);
         goto ready;
     }
 
@@ -409,6 +413,7 @@ int sl__batch_output_open(const char *path, const sl_batch_output_opts *o, sl_ba
         snprintf(out->side_path, n, "%s%s", path, SL_BATCH_SIDE_SUFFIX);
     }
     out->regular = 1;
+    out->own = 1;
 
     if (!exists) {
         if (out->side_path) {
@@ -471,6 +476,7 @@ ready:
 fail:
     if (rc == SL_ENOMEM && !err[0])
         snprintf(err, errlen, "%s: out of memory", path);
+    memset(info, 0, sizeof *info);
     output_free(out);
     return rc;
 }
@@ -655,7 +661,7 @@ int sl__batch_output_write_line(sl_batch_output *out, const char *line, size_t l
             int e = k < 0 ? errno : EIO;
             out->failed = 1;
             /* take back a partial line so the file still ends with a complete one */
-            int undone = off > 0 && out->regular && ftruncate(out->fd, (off_t)out->size) == 0;
+            int undone = off > 0 && out->own && ftruncate(out->fd, (off_t)out->size) == 0;
             snprintf(out->errmsg, sizeof out->errmsg, "cannot write %s: %s%s", out->path,
                      strerror(e), off > 0 && !undone ? " (a partial last line is left)" : "");
             return SL_EIO;

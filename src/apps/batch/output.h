@@ -76,8 +76,8 @@ typedef struct sl_batch_resume_info {
 void sl__batch_output_opts_init(sl_batch_output_opts *o);
 
 /* Open path ("-": stdout) as described above. On success *out is ready for writes and
- * *info (if not NULL) says what was found. On failure nothing was modified unless the
- * message says so, and err holds one line (path first). */
+ * *info (if not NULL) says what was found. On failure *out is NULL, *info is zeroed, err
+ * holds one line naming the path, and nothing was modified (a refusal never writes). */
 int sl__batch_output_open(const char *path, const sl_batch_output_opts *o, sl_batch_output **out,
                           sl_batch_resume_info *info, char *err, size_t errlen);
 
@@ -121,13 +121,15 @@ void sl__batch_output_next_req_id(sl_batch_output *out, char *buf);
  * sl__batch_output_error; the output refuses further writes), SL_ENOMEM. */
 int sl__batch_output_put(sl_batch_output *out, const sl_batch_result *r);
 
-/* Write one ready line (must end with its only '\n') with a single write(). On a write
- * error any partial line is cut off again when the file allows it, and the output refuses
- * every later write (SL_EIO). custom_id, if not NULL, is recorded as present. */
+/* Write one ready line (must end with its only '\n', else SL_EINVAL) with a single
+ * write(). custom_id, if not NULL, is recorded as present; if it already was, nothing is
+ * written and 1 is returned. On a write error a partial line is cut off again (files this
+ * module opened; not stdout) and the output refuses every later write (SL_EIO). */
 int sl__batch_output_write_line(sl_batch_output *out, const char *line, size_t len,
                                 const char *custom_id);
 
-/* Flush to disk now (fdatasync; a no-op for pipes and terminals). 0 or SL_EIO. */
+/* Flush to disk now (fdatasync; a no-op unless the fd is a regular file, which stdout
+ * redirected to a file is). 0 or SL_EIO. */
 int sl__batch_output_sync(sl_batch_output *out);
 
 /* Resume without a fingerprint: every custom_id of the file must be an id of the input
