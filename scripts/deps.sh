@@ -4,7 +4,7 @@
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config clang-14 clang-format libclang-rt-14-dev
       libuv1-dev libcurl4-openssl-dev libhttp-parser-dev libjansson-dev libcmocka-dev
-      libyaml-dev libhiredis-dev redis-server curl ca-certificates python3 procps)
+      libyaml-dev libhiredis-dev redis-server curl ca-certificates python3 procps jq)
 # Node.js runs the peer benchmarks and the SDK compatibility tests; the machine may
 # already carry its own build (which conflicts with Debian's npm), so only add it if absent.
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs npm)

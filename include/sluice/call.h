@@ -181,7 +181,13 @@ typedef struct sl_call_opts {
     sl_delta_cb on_delta; /* may be NULL */
     sl_done_cb on_done;   /* required */
     void *user;
-    long timeout_ms; /* total timeout for this call; 0 = the client's */
+    long timeout_ms; /* total timeout for one attempt; 0 = the client's */
+    /* Policies the call runs under (retry, limits, breaker, deadline; sluice/policy.h).
+     * NULL: exactly one attempt. Borrowed: must outlive the call. */
+    struct sl_policy *policy;
+    /* Optional: an attempt failed and another follows after delay_ms. */
+    void (*on_retry)(sl_call *call, int attempt, int err, int http_status, double delay_ms,
+                     void *user);
 } sl_call_opts;
 
 /* Start req (copied) on the client's loop. On success *out is a handle valid until the

@@ -5,5 +5,7 @@
 #include <sluice/common.h>
 #include <sluice/call.h>
 #include <sluice/mock.h>
+#include <sluice/policy.h>
+#include <sluice/batch.h>
 
 #endif

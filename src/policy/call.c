@@ -206,6 +206,10 @@ int sl_call_start(sl_client *c, const sl_request *req, const sl_call_opts *o, sl
     *out = NULL;
     if (!c || !req || !o || !o->on_done || c->freeing)
         return SL_EINVAL;
+    /* Policies are not wired into calls yet: refuse rather than silently run a call
+     * outside the limits it asked for. */
+    if (o->policy)
+        return SL_EINVAL;
     sl_call *call = calloc(1, sizeof *call);
     if (!call)
         return SL_ENOMEM;
