@@ -24,15 +24,15 @@
 typedef struct sl_client sl_client;
 
 typedef struct sl_client_opts {
-    const char *base_url; /* "https://api.openai.com/v1", "http://127.0.0.1:8080/v1"; required */
-    const char *api_key;  /* sent as "Authorization: Bearer ..."; NULL: no header */
-    long connect_timeout_ms;     /* default 10000 */
-    long first_byte_timeout_ms;  /* request sent -> first response byte; default 120000 */
-    long idle_timeout_ms;        /* longest silence between body bytes; default 120000 */
-    long total_timeout_ms;       /* whole call; 0 (default) = none */
-    int max_host_connections;    /* open connections to the provider; 0 = no cap */
-    size_t max_response_bytes;   /* cap on a non-streamed body or one SSE event; default 8 MiB */
-    const char *user_agent;      /* default "sluice/VERSION" */
+    const char *base_url;    /* "https://api.openai.com/v1", "http://127.0.0.1:8080/v1"; required */
+    const char *api_key;     /* sent as "Authorization: Bearer ..."; NULL: no header */
+    long connect_timeout_ms; /* default 10000 */
+    long first_byte_timeout_ms; /* request sent -> first response byte; default 120000 */
+    long idle_timeout_ms;       /* longest silence between body bytes; default 120000 */
+    long total_timeout_ms;      /* whole call; 0 (default) = none */
+    int max_host_connections;   /* open connections to the provider; 0 = no cap */
+    size_t max_response_bytes;  /* cap on a non-streamed body or one SSE event; default 8 MiB */
+    const char *user_agent;     /* default "sluice/VERSION" */
 } sl_client_opts;
 
 /* Fill o with the defaults above (base_url NULL). */
@@ -130,8 +130,8 @@ typedef struct sl_ratelimit_info {
 
 /* Borrowed until on_done returns (or until sl_stream_close). */
 typedef struct sl_result {
-    int error;       /* 0, or SL_ETRANSPORT, SL_ETIMEDOUT, SL_EHTTP, SL_ECANCELED, SL_EPROTO,
-                        SL_ELIMIT, SL_EDIVERGED, SL_EBUSY */
+    int error;           /* 0, or SL_ETRANSPORT, SL_ETIMEDOUT, SL_EHTTP, SL_ECANCELED, SL_EPROTO,
+                            SL_ELIMIT, SL_EDIVERGED, SL_EBUSY */
     const char *message; /* error only: one line naming what failed (URL, status, the
                             provider's message); NULL on success */
     int http_status;     /* status of the last answer, 0 if none arrived */
@@ -140,12 +140,12 @@ typedef struct sl_result {
     sl_str reasoning;    /* full reasoning text of choice 0 */
     const char *finish_reason; /* "stop", "length", "tool_calls", ...; NULL if none */
     sl_usage usage;
-    int attempts;        /* HTTP attempts made (1 without retries) */
+    int attempts; /* HTTP attempts made (1 without retries) */
     sl_timings timings;
-    sl_str body;         /* success: the final response object as JSON (chat.completion,
-                            assembled from the chunks when streamed), provider extras kept */
-    const char *request_id;   /* x-request-id of the last answer, or NULL */
-    long retry_after_ms;      /* Retry-After / retry-after-ms of the last answer, -1 if none */
+    sl_str body;            /* success: the final response object as JSON (chat.completion,
+                               assembled from the chunks when streamed), provider extras kept */
+    const char *request_id; /* x-request-id of the last answer, or NULL */
+    long retry_after_ms;    /* Retry-After / retry-after-ms of the last answer, -1 if none */
     sl_ratelimit_info ratelimit;
 } sl_result;
 
@@ -159,7 +159,7 @@ typedef struct sl_call_opts {
     sl_delta_cb on_delta; /* may be NULL */
     sl_done_cb on_done;   /* required */
     void *user;
-    long timeout_ms;      /* total timeout for this call; 0 = the client's */
+    long timeout_ms; /* total timeout for this call; 0 = the client's */
 } sl_call_opts;
 
 /* Start req (copied) on the client's loop. On success *out is a handle valid until the

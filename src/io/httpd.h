@@ -28,11 +28,11 @@ typedef struct sl_httpd sl_httpd;
 typedef struct sl_httpd_req sl_httpd_req;
 
 typedef struct sl_httpd_limits {
-    size_t max_header_bytes;     /* request line + headers; default 16 KiB -> 431 */
-    int max_headers;             /* default 100 -> 431 */
-    size_t max_body;             /* default 1 MiB -> 413 */
-    long header_timeout_ms;      /* first byte of a request -> end of its body; default 10000 -> 408 */
-    long idle_timeout_ms;        /* keep-alive connection with no request; default 60000 */
+    size_t max_header_bytes; /* request line + headers; default 16 KiB -> 431 */
+    int max_headers;         /* default 100 -> 431 */
+    size_t max_body;         /* default 1 MiB -> 413 */
+    long header_timeout_ms;  /* first byte of a request -> end of its body; default 10000 -> 408 */
+    long idle_timeout_ms;    /* keep-alive connection with no request; default 60000 */
     size_t write_high_watermark; /* default 256 KiB */
     int max_connections;         /* default 10000; above it new connections are closed */
 } sl_httpd_limits;
@@ -97,7 +97,8 @@ void sl__httpd_req_throttle(sl_httpd_req *r, long ms);
  * SL_EIO (the connection is gone). */
 int sl__httpd_respond(sl_httpd_req *r, int status, const char *content_type,
                       const char *extra_headers, const char *body, size_t len);
-/* A JSON error body in OpenAI's shape: {"error":{"message":..,"type":..,"param":null,"code":..}}. */
+/* A JSON error body in OpenAI's shape: {"error":{"message":..,"type":..,"param":null,"code":..}}.
+ */
 int sl__httpd_respond_error(sl_httpd_req *r, int status, const char *type, const char *message);
 /* Begin a chunked response. */
 int sl__httpd_start(sl_httpd_req *r, int status, const char *content_type,

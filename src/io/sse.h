@@ -21,9 +21,9 @@
 #include "base/buf.h"
 
 typedef struct sl_sse_event {
-    sl_str type; /* "event" field; "message" when absent */
-    sl_str data; /* data lines joined with '\n' */
-    sl_str id;   /* last event id seen so far (persists across events); may be empty */
+    sl_str type;   /* "event" field; "message" when absent */
+    sl_str data;   /* data lines joined with '\n' */
+    sl_str id;     /* last event id seen so far (persists across events); may be empty */
     long retry_ms; /* "retry" field of this event, or -1 */
 } sl_sse_event;
 
@@ -34,8 +34,8 @@ typedef int (*sl_sse_event_cb)(void *user, const sl_sse_event *ev);
 typedef struct sl_sse_parser {
     sl_sse_event_cb on_event;
     void *user;
-    sl_buf line;  /* the incomplete line */
-    sl_buf data;  /* the event's data so far */
+    sl_buf line; /* the incomplete line */
+    sl_buf data; /* the event's data so far */
     sl_buf type;
     sl_buf id;
     long retry_ms;
@@ -47,7 +47,7 @@ typedef struct sl_sse_parser {
     size_t max_event;
 } sl_sse_parser;
 
-#define SL_SSE_DEFAULT_MAX_LINE (1u << 20)  /* 1 MiB */
+#define SL_SSE_DEFAULT_MAX_LINE  (1u << 20) /* 1 MiB */
 #define SL_SSE_DEFAULT_MAX_EVENT (8u << 20) /* 8 MiB */
 
 /* max_line / max_event 0: the defaults above. */
