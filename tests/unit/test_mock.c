@@ -2,9 +2,15 @@
  *
  * The pure parts (answer plan, frames, option parsing, fault decisions, the rpm window)
  * are checked byte for byte without sockets. The server tests run sl_mock on a libuv
- * loop in this thread and drive it with libcurl from a second thread; the loop must
- * end with no live handles after sl_mock_free. */
+ * loop in a second thread and drive it with libcurl (and raw sockets) from the test's
+ * thread; the loop must end with no live handles after sl_mock_free. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <setjmp.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -13,6 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <curl/curl.h>
+#include <uv.h>
 
 #include <sluice/mock.h>
 
@@ -143,14 +152,19 @@ static void test_answer_begins_with_prompt(void **state)
 static void test_answer_deterministic(void **state)
 {
     const char *body = "{\"messages\":[{\"role\":\"user\",\"content\":\"hello\"}]}";
-    const char *body2 = "{\"messages\":[{\"role\":\"user\",\"content\":\"hello\"}] }";
+    const char *body2 = "{\"messages\":[{\"role\":\"user\",\"content\":\"hello!\"}]}";
+    const char *body3 = "{\"stream\":true, \"max_tokens\":99,\"messages\":[{\"role\":\"user\","
+                        "\"content\":\"hello\"}]}";
     json_t *a = complete(SL_MOCK_CHAT, body, 7, 20);
     json_t *b = complete(SL_MOCK_CHAT, body, 7, 20);
     json_t *c = complete(SL_MOCK_CHAT, body, 8, 20);
     json_t *d = complete(SL_MOCK_CHAT, body2, 7, 20);
     assert_string_equal(content_of(a), content_of(b));
     assert_string_not_equal(content_of(a), content_of(c));
-    assert_string_not_equal(content_of(a), content_of(d)); /* the body's hash counts */
+    assert_string_not_equal(content_of(a) + 5, content_of(d) + 6); /* the prompt counts */
+    json_t *f = complete(SL_MOCK_CHAT, body3, 7, 20);              /* stream, spacing do not */
+    assert_string_equal(content_of(a), content_of(f));
+    json_decref(f);
     assert_memory_equal(content_of(c), "hello ", 6);
     assert_string_equal(sl__json_str(a, "model"), "mock-model");
     assert_int_equal(usage_of(a, "completion_tokens"), 20);
@@ -543,6 +557,683 @@ static void test_rpm_window(void **state)
     assert_string_equal(s, "1.25s");
 }
 
+/* ---- the server, driven by libcurl from a second thread ---- */
+
+typedef struct resp {
+    long status;
+    int curl_rc;
+    sl_buf body;
+    sl_buf headers;
+} resp;
+
+typedef struct harness harness;
+typedef void (*script_fn)(harness *h);
+
+struct harness {
+    int port;
+    uv_async_t done;
+    sl_mock *mock;
+    sl_mock_stats stats; /* taken when the script has finished */
+    CURL *curl;
+    void *data; /* for the script */
+};
+
+static size_t on_curl_data(char *p, size_t size, size_t n, void *user)
+{
+    sl__buf_append(user, p, size * n);
+    return size * n;
+}
+
+static void resp_free(resp *r)
+{
+    sl__buf_free(&r->body);
+    sl__buf_free(&r->headers);
+}
+
+/* One request on the harness's easy handle (connections are reused). */
+static void http(harness *h, const char *method, const char *path, const char *xmock,
+                 const char *body, long timeout_ms, resp *r)
+{
+    char url[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", h->port, path);
+    sl__buf_init(&r->body, 0);
+    sl__buf_init(&r->headers, 0);
+    CURL *c = h->curl;
+    curl_easy_reset(c);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_curl_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r->body);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_curl_data);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r->headers);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms ? timeout_ms : 10000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    struct curl_slist *hl = curl_slist_append(NULL, "Expect:");
+    hl = curl_slist_append(hl, "Content-Type: application/json");
+    char xh[256];
+    if (xmock) {
+        snprintf(xh, sizeof xh, "x-mock: %s", xmock);
+        hl = curl_slist_append(hl, xh);
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    }
+    r->curl_rc = (int)curl_easy_perform(c);
+    r->status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_slist_free_all(hl);
+}
+
+/* Value of a response header (first occurrence, case-insensitive name), or NULL. The
+ * result is valid until the next call. */
+static const char *header(const resp *r, const char *name)
+{
+    static char value[256];
+    const char *p = r->headers.data;
+    size_t n = strlen(name);
+    while (p && *p) {
+        const char *eol = strstr(p, "\r\n");
+        if (!eol)
+            break;
+        if ((size_t)(eol - p) > n && !strncasecmp(p, name, n) && p[n] == ':') {
+            const char *v = p + n + 1;
+            while (*v == ' ')
+                v++;
+            size_t k = (size_t)(eol - v) < sizeof value - 1 ? (size_t)(eol - v) : sizeof value - 1;
+            memcpy(value, v, k);
+            value[k] = '\0';
+            return value;
+        }
+        p = eol + 2;
+    }
+    return NULL;
+}
+
+static json_t *json_of(const resp *r)
+{
+    json_t *v = NULL;
+    assert_int_equal(sl__json_parse(r->body.data ? r->body.data : "", r->body.len, 0, &v, NULL, 0),
+                     0);
+    return v;
+}
+
+/* A parsed SSE body: content chunks, their text, and what came after them. */
+typedef struct sse_view {
+    int events;  /* every data: event */
+    int content; /* chat chunks with a choice */
+    int usage;   /* chunks with "choices": [] and usage */
+    int garbage; /* data that is not JSON */
+    int done;    /* [DONE] seen (must be last) */
+    int after_done;
+    char finish[16];
+    long completion_tokens;
+    sl_buf text;
+} sse_view;
+
+static void sse_parse(const resp *r, sse_view *v)
+{
+    memset(v, 0, sizeof *v);
+    sl__buf_init(&v->text, 0);
+    const char *p = r->body.data ? r->body.data : "";
+    const char *end = p + r->body.len;
+    while (p < end) {
+        const char *e = strstr(p, "\n\n");
+        assert_non_null(e);
+        assert_memory_equal(p, "data: ", 6);
+        const char *d = p + 6;
+        size_t dl = (size_t)(e - d);
+        v->events++;
+        if (v->done)
+            v->after_done++;
+        if (dl == 6 && !memcmp(d, "[DONE]", 6)) {
+            v->done = 1;
+        } else {
+            json_t *j = NULL;
+            if (sl__json_parse(d, dl, 0, &j, NULL, 0)) {
+                v->garbage++;
+            } else {
+                json_t *choices = json_object_get(j, "choices");
+                json_t *c0 = json_array_get(choices, 0);
+                if (c0) {
+                    v->content++;
+                    json_t *delta = json_object_get(c0, "delta");
+                    const char *t =
+                        delta ? sl__json_str(delta, "content") : sl__json_str(c0, "text");
+                    assert_non_null(t);
+                    sl__buf_append(&v->text, t, strlen(t));
+                    const char *f = sl__json_str(c0, "finish_reason");
+                    if (f)
+                        snprintf(v->finish, sizeof v->finish, "%s", f);
+                } else {
+                    assert_int_equal(json_array_size(choices), 0);
+                    v->usage++;
+                    v->completion_tokens =
+                        (long)sl__json_int(json_object_get(j, "usage"), "completion_tokens", -1);
+                }
+                json_decref(j);
+            }
+        }
+        p = e + 2;
+    }
+}
+
+static void *loop_main(void *arg)
+{
+    uv_run(arg, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+static void on_script_done(uv_async_t *a)
+{
+    harness *h = a->data;
+    sl_mock_get_stats(h->mock, &h->stats);
+    uv_close((uv_handle_t *)a, NULL);
+    sl_mock_free(h->mock);
+    h->mock = NULL;
+}
+
+/* Run script (in this thread, so its assertions report) against a fresh mock with opts
+ * (NULL: defaults) whose loop runs in a second thread. On return the loop has closed with
+ * no live handle and h->stats holds the final counters. */
+static void run(harness *h, const sl_mock_opts *opts, script_fn script)
+{
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(sl_mock_new(&loop, opts, "127.0.0.1", 0, &h->mock), 0);
+    h->port = sl_mock_port(h->mock);
+    assert_true(h->port > 0);
+    assert_int_equal(uv_async_init(&loop, &h->done, on_script_done), 0);
+    h->done.data = h;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, loop_main, &loop), 0);
+    h->curl = curl_easy_init();
+    script(h);
+    curl_easy_cleanup(h->curl);
+    uv_async_send(&h->done);
+    pthread_join(t, NULL);
+    assert_int_equal(uv_loop_close(&loop), 0); /* no live handles */
+}
+
+#define CHAT_BODY                                                                                  \
+    "{\"model\":\"gpt-x\",\"messages\":[{\"role\":\"system\",\"content\":\"sys\"},"                \
+    "{\"role\":\"user\",\"content\":\"Why is the sky blue?\"}]"
+
+static void script_chat(harness *h)
+{
+    resp a, b, c;
+    http(h, "POST", "/v1/chat/completions", "chunks=5", CHAT_BODY "}", 0, &a);
+    assert_int_equal(a.curl_rc, 0);
+    assert_int_equal(a.status, 200);
+    assert_string_equal(header(&a, "x-request-id"), "req-mock-1");
+    assert_non_null(strstr(header(&a, "content-type"), "application/json"));
+    json_t *v = json_of(&a);
+    assert_string_equal(sl__json_str(v, "id"), "chatcmpl-mock-1");
+    assert_string_equal(sl__json_str(v, "object"), "chat.completion");
+    assert_string_equal(sl__json_str(v, "model"), "gpt-x");
+    const char *text = content_of(v);
+    assert_memory_equal(text, "Why is the sky blue? ", 21);
+    assert_string_equal(finish_of(v), "stop");
+    assert_int_equal(usage_of(v, "prompt_tokens"), 6);
+    assert_int_equal(usage_of(v, "completion_tokens"), 9);
+
+    http(h, "POST", "/x/v1/chat/completions", "chunks=5",
+         CHAT_BODY ",\"stream\":true,\"stream_options\":{\"include_usage\":true}}", 0, &b);
+    assert_int_equal(b.curl_rc, 0);
+    assert_int_equal(b.status, 200);
+    assert_string_equal(header(&b, "x-request-id"), "req-mock-2");
+    assert_non_null(strstr(header(&b, "content-type"), "text/event-stream"));
+    sse_view s;
+    sse_parse(&b, &s);
+    assert_int_equal(s.content, 5);
+    assert_int_equal(s.usage, 1);
+    assert_int_equal(s.garbage, 0);
+    assert_int_equal(s.done, 1);
+    assert_int_equal(s.after_done, 0);
+    assert_int_equal(s.events, 7);
+    assert_string_equal(s.finish, "stop");
+    assert_int_equal(s.completion_tokens, 9);
+    assert_string_equal(s.text.data, text); /* the same answer */
+    sl__buf_free(&s.text);
+
+    /* no include_usage: no usage chunk; max_tokens: "length" */
+    http(h, "POST", "/v1/chat/completions", "chunks=5",
+         CHAT_BODY ",\"stream\":true,\"max_tokens\":2}", 0, &c);
+    sse_parse(&c, &s);
+    assert_int_equal(s.content, 2);
+    assert_int_equal(s.usage, 0);
+    assert_int_equal(s.done, 1);
+    assert_string_equal(s.finish, "length");
+    assert_memory_equal(s.text.data, text, s.text.len);
+    sl__buf_free(&s.text);
+    json_decref(v);
+    resp_free(&a);
+    resp_free(&b);
+    resp_free(&c);
+}
+
+static void test_server_chat(void **state)
+{
+    harness h = {0};
+    run(&h, NULL, script_chat);
+    assert_int_equal(h.stats.connections, 1);
+    assert_int_equal(h.stats.requests, 3);
+    assert_int_equal(h.stats.streams, 2);
+    assert_int_equal(h.stats.faults, 0);
+    assert_int_equal(h.stats.client_aborts, 0);
+}
+
+static void script_routes(harness *h)
+{
+    resp r;
+    http(h, "POST", "/v1/completions", NULL, "{\"prompt\":\"Hello\",\"stream\":true}", 0, &r);
+    assert_int_equal(r.status, 200);
+    sse_view s;
+    sse_parse(&r, &s);
+    assert_int_equal(s.content, 3); /* chunks=3 from the options */
+    assert_int_equal(s.done, 1);
+    assert_memory_equal(s.text.data, "Hello ", 6);
+    sl__buf_free(&s.text);
+    resp_free(&r);
+
+    http(h, "POST", "/v1/completions", NULL, "{\"prompt\":\"Hello\"}", 0, &r);
+    json_t *v = json_of(&r);
+    assert_string_equal(sl__json_str(v, "object"), "text_completion");
+    assert_memory_equal(content_of(v), "Hello ", 6);
+    json_decref(v);
+    resp_free(&r);
+
+    http(h, "GET", "/v1/models", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 200);
+    v = json_of(&r);
+    assert_string_equal(sl__json_str(json_array_get(json_object_get(v, "data"), 0), "id"),
+                        "mock-model");
+    json_decref(v);
+    resp_free(&r);
+
+    http(h, "POST", "/v1/embeddings", NULL, "{\"input\":[\"a\",\"b\"],\"dimensions\":16}", 0, &r);
+    assert_int_equal(r.status, 200);
+    v = json_of(&r);
+    json_t *d = json_object_get(v, "data");
+    assert_int_equal(json_array_size(d), 2);
+    json_t *e0 = json_object_get(json_array_get(d, 0), "embedding");
+    assert_int_equal(json_array_size(e0), 16);
+    assert_true(fabs(norm_of(e0) - 1.0) < 1e-6);
+    resp r2;
+    http(h, "POST", "/v1/embeddings", NULL, "{\"input\":\"a\",\"dimensions\":16}", 0, &r2);
+    json_t *v2 = json_of(&r2);
+    assert_true(json_equal(
+        e0, json_object_get(json_array_get(json_object_get(v2, "data"), 0), "embedding")));
+    json_decref(v);
+    json_decref(v2);
+    resp_free(&r);
+    resp_free(&r2);
+
+    http(h, "GET", "/health", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body.data, "ok");
+    assert_non_null(header(&r, "x-request-id"));
+    resp_free(&r);
+
+    struct {
+        const char *method, *path, *xmock, *body;
+        long status;
+        const char *needle;
+    } bad[] = {
+        {"GET", "/v1/nothing", NULL, NULL, 404, "not found: GET /v1/nothing"},
+        {"GET", "/v1/chat/completions", NULL, NULL, 405, "use POST"},
+        {"POST", "/v1/models", NULL, "{}", 405, "use GET"},
+        {"POST", "/health", NULL, "{}", 405, "use GET"},
+        {"POST", "/v1/chat/completions", NULL, "{\"messages\":[", 400, "invalid JSON"},
+        {"POST", "/v1/chat/completions", NULL, "{\"model\":\"m\"}", 400, "'messages'"},
+        {"POST", "/v1/chat/completions", "chunks=2; colour=blue", "{}", 400, "'colour'"},
+        {"POST", "/v1/embeddings", NULL, "{\"input\":\"a\",\"dimensions\":0}", 400, "dimensions"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        http(h, bad[i].method, bad[i].path, bad[i].xmock, bad[i].body, 0, &r);
+        assert_int_equal(r.status, bad[i].status);
+        assert_non_null(header(&r, "x-request-id"));
+        v = json_of(&r);
+        const char *msg = sl__json_str(json_object_get(v, "error"), "message");
+        assert_non_null(msg);
+        assert_non_null(strstr(msg, bad[i].needle));
+        assert_non_null(sl__json_str(json_object_get(v, "error"), "type"));
+        json_decref(v);
+        resp_free(&r);
+    }
+
+    http(h, "GET", "/stats", NULL, NULL, 0, &r);
+    v = json_of(&r);
+    assert_int_equal(sl__json_int(v, "requests", -1), 12);
+    assert_int_equal(sl__json_int(v, "streams", -1), 1);
+    assert_int_equal(sl__json_int(v, "faults", -1), 0);
+    assert_int_equal(sl__json_int(v, "client_aborts", -1), 0);
+    assert_true(sl__json_int(v, "connections", -1) >= 1);
+    json_decref(v);
+    resp_free(&r);
+}
+
+static void test_server_routes(void **state)
+{
+    sl_mock_opts o;
+    sl_mock_opts_init(&o);
+    o.chunks = 3;
+    harness h = {0};
+    run(&h, &o, script_routes);
+    assert_int_equal(h.stats.requests, 12); /* /health and /stats not counted */
+}
+
+static void script_faults(harness *h)
+{
+    resp r;
+    const char *chat = "{\"messages\":[{\"role\":\"user\",\"content\":\"q\"}]}";
+    const char *stream = "{\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"q\"}]}";
+
+    http(h, "POST", "/v1/chat/completions", "fail-rate=1", chat, 0, &r);
+    assert_int_equal(r.status, 500);
+    json_t *v = json_of(&r);
+    assert_string_equal(sl__json_str(json_object_get(v, "error"), "message"),
+                        "mock upstream injected failure");
+    assert_string_equal(sl__json_str(json_object_get(v, "error"), "type"), "server_error");
+    assert_null(header(&r, "retry-after"));
+    json_decref(v);
+    resp_free(&r);
+
+    http(h, "POST", "/v1/chat/completions", "fail-rate=1; fail-status=429", chat, 0, &r);
+    assert_int_equal(r.status, 429);
+    assert_string_equal(header(&r, "retry-after"), "1");
+    assert_string_equal(header(&r, "retry-after-ms"), "1000");
+    resp_free(&r);
+    http(h, "POST", "/v1/chat/completions", "fail-rate=1; fail-status=429; retry-after-ms=2500",
+         chat, 0, &r);
+    assert_string_equal(header(&r, "retry-after"), "3");
+    assert_string_equal(header(&r, "retry-after-ms"), "2500");
+    resp_free(&r);
+
+    /* rpm=2: the third request in the minute is refused */
+    for (int i = 0; i < 3; i++) {
+        http(h, "POST", "/v1/chat/completions", "rpm=2", chat, 0, &r);
+        assert_int_equal(r.status, i < 2 ? 200 : 429);
+        assert_string_equal(header(&r, "x-ratelimit-limit-requests"), "2");
+        assert_string_equal(header(&r, "x-ratelimit-remaining-requests"), i == 0 ? "1" : "0");
+        const char *reset = header(&r, "x-ratelimit-reset-requests");
+        assert_non_null(reset);
+        assert_int_equal(reset[strlen(reset) - 1], 's');
+        if (i == 2) {
+            long secs = strtol(header(&r, "retry-after"), NULL, 10);
+            assert_true(secs >= 1 && secs <= 60);
+            assert_non_null(header(&r, "retry-after-ms"));
+            v = json_of(&r);
+            assert_string_equal(sl__json_str(json_object_get(v, "error"), "code"),
+                                "rate_limit_exceeded");
+            json_decref(v);
+        } else {
+            assert_null(header(&r, "retry-after"));
+        }
+        resp_free(&r);
+    }
+
+    /* cut-after=3: three chunks, then the connection closes: no end, no [DONE] */
+    http(h, "POST", "/v1/chat/completions", "chunks=6; cut-after=3", stream, 0, &r);
+    assert_int_not_equal(r.curl_rc, 0);
+    sse_view s;
+    sse_parse(&r, &s);
+    assert_int_equal(s.content, 3);
+    assert_int_equal(s.done, 0);
+    sl__buf_free(&s.text);
+    resp_free(&r);
+
+    /* garbage-after=2: a non-JSON event after the second chunk, then the rest */
+    http(h, "POST", "/v1/chat/completions", "chunks=4; garbage-after=2", stream, 0, &r);
+    assert_int_equal(r.curl_rc, 0);
+    sse_parse(&r, &s);
+    assert_int_equal(s.content, 4);
+    assert_int_equal(s.garbage, 1);
+    assert_int_equal(s.done, 1);
+    assert_non_null(strstr(r.body.data, "\n\ndata: @@ garbage {\"not json\n\ndata: {"));
+    /* it sits after the second content chunk */
+    const char *g = strstr(r.body.data, "@@ garbage");
+    int before = 0;
+    for (const char *p = r.body.data; p < g; p++)
+        before += !strncmp(p, "\"content\"", 9);
+    assert_int_equal(before, 2);
+    sl__buf_free(&s.text);
+    resp_free(&r);
+}
+
+static void test_server_faults(void **state)
+{
+    harness h = {0};
+    run(&h, NULL, script_faults);
+    assert_int_equal(h.stats.requests, 8);
+    assert_int_equal(h.stats.streams, 2);
+    /* 3 injected failures, 1 rpm refusal, 1 cut, 1 garbage event */
+    assert_int_equal(h.stats.faults, 6);
+    assert_int_equal(h.stats.client_aborts, 0);
+}
+
+/* Poll /stats (not counted as a request) until client_aborts reaches n. */
+static void wait_aborts(harness *h, long n)
+{
+    for (int i = 0; i < 2000; i++) {
+        resp r;
+        http(h, "GET", "/stats", NULL, NULL, 0, &r);
+        json_t *v = json_of(&r);
+        long got = (long)sl__json_int(v, "client_aborts", -1);
+        json_decref(v);
+        resp_free(&r);
+        if (got == n)
+            return;
+        assert_true(got < n);
+        usleep(1000);
+    }
+    fail_msg("client_aborts never reached %ld", n);
+}
+
+static void script_stall(harness *h)
+{
+    resp r;
+    http(h, "POST", "/v1/chat/completions", "stall=1",
+         "{\"messages\":[{\"role\":\"user\",\"content\":\"q\"}]}", 200, &r);
+    assert_int_equal(r.curl_rc, CURLE_OPERATION_TIMEDOUT);
+    assert_int_equal(r.body.len, 0);
+    assert_int_equal(r.headers.len, 0); /* not even a status line */
+    resp_free(&r);
+    wait_aborts(h, 1);
+    /* a stream whose client goes away mid-way: the timer stops */
+    http(h, "POST", "/v1/chat/completions", "chunks=100000; interval-ms=20",
+         "{\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"q\"}]}", 100, &r);
+    assert_int_equal(r.curl_rc, CURLE_OPERATION_TIMEDOUT);
+    resp_free(&r);
+    wait_aborts(h, 2);
+    /* a delayed answer whose client goes away */
+    http(h, "POST", "/v1/chat/completions", "ttft-ms=100000",
+         "{\"messages\":[{\"role\":\"user\",\"content\":\"q\"}]}", 50, &r);
+    assert_int_equal(r.curl_rc, CURLE_OPERATION_TIMEDOUT);
+    resp_free(&r);
+    wait_aborts(h, 3);
+}
+
+static void test_server_stall(void **state)
+{
+    harness h = {0};
+    run(&h, NULL, script_stall);
+    assert_int_equal(h.stats.requests, 3);
+    assert_int_equal(h.stats.streams, 1);
+    assert_int_equal(h.stats.faults, 1);
+    assert_int_equal(h.stats.client_aborts, 3);
+}
+
+static void script_timers(harness *h)
+{
+    resp r;
+    /* timers on every path: ttft before the stream, interval between chunks */
+    http(h, "POST", "/v1/chat/completions", "ttft-ms=2; interval-ms=1; chunks=4",
+         "{\"stream\":true,\"stream_options\":{\"include_usage\":true},\"messages\":[{\"role\":"
+         "\"user\",\"content\":\"q\"}]}",
+         0, &r);
+    sse_view s;
+    sse_parse(&r, &s);
+    assert_int_equal(s.content, 4);
+    assert_int_equal(s.usage, 1);
+    assert_int_equal(s.done, 1);
+    sl__buf_free(&s.text);
+    resp_free(&r);
+    http(h, "POST", "/v1/chat/completions", "ttft-ms=1",
+         "{\"messages\":[{\"role\":\"user\",\"content\":\"q\"}]}", 0, &r);
+    assert_int_equal(r.status, 200);
+    json_t *v = json_of(&r);
+    assert_memory_equal(content_of(v), "q ", 2);
+    json_decref(v);
+    resp_free(&r);
+    http(h, "POST", "/v1/embeddings", "ttft-ms=1", "{\"input\":\"q\",\"dimensions\":2}", 0, &r);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    /* slow reader: the body still arrives whole */
+    char body[3000];
+    int n = snprintf(body, sizeof body, "{\"messages\":[{\"role\":\"user\",\"content\":\"");
+    memset(body + n, 'x', 2000);
+    snprintf(body + n + 2000, sizeof body - (size_t)n - 2000, "\"}]}");
+    http(h, "POST", "/v1/chat/completions", "slow-read-ms=1; chunks=1", body, 0, &r);
+    assert_int_equal(r.status, 200);
+    v = json_of(&r);
+    assert_int_equal(strlen(content_of(v)), 2000);
+    json_decref(v);
+    resp_free(&r);
+}
+
+static void test_server_timers(void **state)
+{
+    harness h = {0};
+    run(&h, NULL, script_timers);
+    assert_int_equal(h.stats.requests, 4);
+    assert_int_equal(h.stats.client_aborts, 0);
+}
+
+/* Backpressure: a client that does not read while a large stream is produced, then
+ * reads everything: every chunk arrives, in order, once. */
+static void script_backpressure(harness *h)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)h->port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    const char *body = "{\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"q\"}]}";
+    char req[512];
+    int n = snprintf(req, sizeof req,
+                     "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nx-mock: chunks=20000\r\n"
+                     "Connection: close\r\nContent-Length: %zu\r\n\r\n%s",
+                     strlen(body), body);
+    assert_int_equal(write(fd, req, (size_t)n), n);
+    usleep(50000); /* let the server fill the socket and block (the test holds either way) */
+    sl_buf all;
+    sl__buf_init(&all, 0);
+    char buf[65536];
+    ssize_t k;
+    while ((k = read(fd, buf, sizeof buf)) > 0)
+        sl__buf_append(&all, buf, (size_t)k);
+    close(fd);
+    /* count events across chunked framing: every event is one chunk */
+    long content = 0, done = 0;
+    for (const char *p = all.data; (p = strstr(p, "data: ")); p += 6) {
+        if (!strncmp(p + 6, "[DONE]", 6))
+            done++;
+        else
+            content++;
+    }
+    assert_int_equal(content, 20000);
+    assert_int_equal(done, 1);
+    sl__buf_free(&all);
+}
+
+static void test_server_backpressure(void **state)
+{
+    harness h = {0};
+    run(&h, NULL, script_backpressure);
+    assert_int_equal(h.stats.streams, 1);
+    assert_int_equal(h.stats.client_aborts, 0);
+}
+
+/* Send a raw request on a new connection; returns the socket. */
+static int raw_request(harness *h, const char *xmock, const char *body)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)h->port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    char req[512];
+    int n = snprintf(req, sizeof req,
+                     "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nx-mock: %s\r\n"
+                     "Content-Length: %zu\r\n\r\n%s",
+                     xmock, strlen(body), body);
+    assert_int_equal(write(fd, req, (size_t)n), n);
+    return fd;
+}
+
+static void wait_requests(harness *h, long n)
+{
+    for (int i = 0; i < 2000; i++) {
+        resp r;
+        http(h, "GET", "/stats", NULL, NULL, 0, &r);
+        json_t *v = json_of(&r);
+        long got = (long)sl__json_int(v, "requests", -1);
+        json_decref(v);
+        resp_free(&r);
+        if (got == n)
+            return;
+        usleep(1000);
+    }
+    fail_msg("requests never reached %ld", n);
+}
+
+static void script_free_busy(harness *h)
+{
+    /* a stalled request, a slow stream and a delayed answer are still open when the
+     * mock is freed; the sockets close after the loop has ended */
+    int *fds = h->data;
+    const char *chat = "{\"messages\":[{\"role\":\"user\",\"content\":\"q\"}]}";
+    const char *stream = "{\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"q\"}]}";
+    fds[0] = raw_request(h, "stall=1", chat);
+    fds[1] = raw_request(h, "chunks=1000; interval-ms=50", stream);
+    fds[2] = raw_request(h, "ttft-ms=100000", chat);
+    fds[3] = raw_request(h, "ttft-ms=100000", stream);
+    wait_requests(h, 4);
+}
+
+static void test_server_free_busy(void **state)
+{
+    harness h = {0};
+    int fds[4];
+    h.data = fds;
+    run(&h, NULL, script_free_busy); /* asserts the loop ends with no live handles */
+    assert_int_equal(h.stats.streams, 2);
+    assert_int_equal(h.stats.faults, 1);
+    assert_int_equal(h.stats.client_aborts, 0);
+    for (int i = 0; i < 4; i++)
+        close(fds[i]);
+}
+
+static void test_new_errors(void **state)
+{
+    uv_loop_t loop;
+    sl_mock *m = NULL;
+    sl_mock_opts o;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    sl_mock_opts_init(&o);
+    o.chunks = 0;
+    assert_int_equal(sl_mock_new(&loop, &o, "127.0.0.1", 0, &m), SL_EINVAL);
+    assert_int_equal(sl_mock_new(&loop, NULL, "127.0.0.1", 70000, &m), SL_EINVAL);
+    assert_int_equal(sl_mock_new(&loop, NULL, "256.0.0.1", 0, &m), SL_EADDR);
+    assert_null(m);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -561,6 +1252,17 @@ int main(void)
         cmocka_unit_test(test_xmock_parse),
         cmocka_unit_test(test_fail_decision),
         cmocka_unit_test(test_rpm_window),
+        cmocka_unit_test(test_new_errors),
+        cmocka_unit_test(test_server_chat),
+        cmocka_unit_test(test_server_routes),
+        cmocka_unit_test(test_server_faults),
+        cmocka_unit_test(test_server_stall),
+        cmocka_unit_test(test_server_timers),
+        cmocka_unit_test(test_server_backpressure),
+        cmocka_unit_test(test_server_free_busy),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_cleanup();
+    return rc;
 }

@@ -184,7 +184,8 @@ static int max_member(const json_t *root, const char *key, long long *out, sl_mo
     return 0;
 }
 
-static int parse_chat(sl_mock_answer *a, const json_t *root, sl_buf *raw, sl_mock_err *e)
+static int parse_chat(sl_mock_answer *a, const json_t *root, sl_buf *raw, uint64_t *h,
+                      sl_mock_err *e)
 {
     json_t *msgs = json_object_get(root, "messages");
     if (!msgs)
@@ -203,6 +204,8 @@ static int parse_chat(sl_mock_answer *a, const json_t *root, sl_buf *raw, sl_moc
         sl__buf_reset(raw);
         TRY(content_text(raw, json_object_get(m, "content")));
         a->prompt_tokens += sl__mock_count_words(raw->data, raw->len);
+        *h = sl__mock_hash(role, strlen(role) + 1, *h);
+        *h = sl__mock_hash(raw->data ? raw->data : "", raw->len + 1, *h);
         if (!strcmp(role, "user"))
             last_user = i;
     }
@@ -212,7 +215,8 @@ static int parse_chat(sl_mock_answer *a, const json_t *root, sl_buf *raw, sl_moc
     return 0;
 }
 
-static int parse_text(sl_mock_answer *a, const json_t *root, sl_buf *raw, sl_mock_err *e)
+static int parse_text(sl_mock_answer *a, const json_t *root, sl_buf *raw, uint64_t *h,
+                      sl_mock_err *e)
 {
     json_t *p = json_object_get(root, "prompt");
     if (!p)
@@ -221,6 +225,7 @@ static int parse_text(sl_mock_answer *a, const json_t *root, sl_buf *raw, sl_moc
     if (json_is_string(p)) {
         TRY(sl__buf_append(raw, json_string_value(p), json_string_length(p)));
         a->prompt_tokens = sl__mock_count_words(raw->data, raw->len);
+        *h = sl__mock_hash(raw->data, raw->len + 1, *h);
         return 0;
     }
     if (!json_is_array(p))
@@ -234,6 +239,7 @@ static int parse_text(sl_mock_answer *a, const json_t *root, sl_buf *raw, sl_moc
             sl__buf_reset(raw);
             TRY(sl__buf_append(raw, json_string_value(x), json_string_length(x)));
             a->prompt_tokens += sl__mock_count_words(raw->data, raw->len);
+            *h = sl__mock_hash(raw->data, raw->len + 1, *h);
         } else {
             a->prompt_tokens += json_is_array(x) ? (long)json_array_size(x) : 1;
         }
@@ -278,16 +284,17 @@ int sl__mock_answer_parse(sl_mock_answer *a, int kind, const char *body, size_t 
         json_is_true(json_object_get(json_object_get(root, "stream_options"), "include_usage"));
 
     long long max = -1;
+    uint64_t h = SL_MOCK_HASH_INIT;
     if (kind == SL_MOCK_CHAT) {
         rc = max_member(root, "max_tokens", &max, e);
         if (!rc)
             rc = max_member(root, "max_completion_tokens", &max, e);
         if (!rc)
-            rc = parse_chat(a, root, &raw, e);
+            rc = parse_chat(a, root, &raw, &h, e);
     } else {
         rc = max_member(root, "max_tokens", &max, e);
         if (!rc)
-            rc = parse_text(a, root, &raw, e);
+            rc = parse_text(a, root, &raw, &h, e);
     }
     if (rc)
         goto out;
@@ -298,7 +305,8 @@ int sl__mock_answer_parse(sl_mock_answer *a, int kind, const char *body, size_t 
         a->n = (int)max;
         a->length = 1;
     }
-    a->words = seed ^ sl__mock_hash(body, len, SL_MOCK_HASH_INIT);
+    h = sl__mock_hash(a->model.data, a->model.len, h);
+    a->words = seed ^ h;
     /* every word chunk is " " + a word: one new whitespace-separated word each */
     a->completion_tokens = sl__mock_count_words(raw.data, raw.len) + (a->n - 1);
 out:

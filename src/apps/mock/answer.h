@@ -9,7 +9,9 @@
  *
  * The answer rule: content chunk 0 is the last user message (chat) or the prompt
  * (legacy completions) verbatim; chunks 1..n-1 are one word each, " " + a word from a
- * fixed vocabulary picked by splitmix64 seeded with seed ^ FNV-1a(body). n is the
+ * fixed vocabulary picked by splitmix64 seeded with seed ^ FNV-1a(what the request
+ * says: each message's role and text, or each prompt string, then the model), so
+ * "stream", max_tokens and JSON spacing do not change the words. n is the
  * chunks option, cut to max_tokens / max_completion_tokens (finish_reason "length").
  * Tokens are whitespace-separated words: completion_tokens = words of the answer text,
  * prompt_tokens = words of every message content (or prompt string). */
