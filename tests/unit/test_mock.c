@@ -364,6 +364,12 @@ static void test_error_body(void **state)
     assert_int_equal(sl__mock_error_body(&b, "bad \"x\"", "invalid_request_error", "x", NULL), 0);
     assert_string_equal(b.data, "{\"error\":{\"message\":\"bad \\\"x\\\"\",\"type\":"
                                 "\"invalid_request_error\",\"param\":\"x\",\"code\":null}}");
+    /* bytes that are not UTF-8 (a client's path, a message cut mid-character) */
+    sl__buf_reset(&b);
+    assert_int_equal(sl__mock_error_body(&b, "a\xff\xc3\xa9\xed\xa0\x80\xe2\x82", "t", NULL, NULL),
+                     0);
+    assert_string_equal(b.data, "{\"error\":{\"message\":\"a?\xc3\xa9???\?\?\",\"type\":\"t\","
+                                "\"param\":null,\"code\":null}}");
     sl__buf_free(&b);
 }
 
@@ -1090,6 +1096,35 @@ static void script_timers(harness *h)
     http(h, "POST", "/v1/embeddings", "ttft-ms=1", "{\"input\":\"q\",\"dimensions\":2}", 0, &r);
     assert_int_equal(r.status, 200);
     resp_free(&r);
+    /* interval 0 but too long to go as one response: chunked, batched writes; the
+     * same events and the same text as the non-streamed answer */
+    const char *q = "{\"messages\":[{\"role\":\"user\",\"content\":\"long one\"}]}";
+    const char *qs = "{\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"long "
+                     "one\"}]}";
+    http(h, "POST", "/v1/chat/completions", "chunks=300", qs, 0, &r);
+    assert_int_equal(r.curl_rc, 0);
+    assert_non_null(strstr(header(&r, "transfer-encoding"), "chunked"));
+    sse_parse(&r, &s);
+    assert_int_equal(s.content, 300);
+    assert_int_equal(s.done, 1);
+    resp r2;
+    http(h, "POST", "/v1/chat/completions", "chunks=300", q, 0, &r2);
+    v = json_of(&r2);
+    assert_string_equal(s.text.data, content_of(v));
+    json_decref(v);
+    sl__buf_free(&s.text);
+    resp_free(&r);
+    resp_free(&r2);
+    /* a short one goes as one response with a Content-Length */
+    http(h, "POST", "/v1/chat/completions", "chunks=3", qs, 0, &r);
+    assert_null(header(&r, "transfer-encoding"));
+    assert_int_equal(strtol(header(&r, "content-length"), NULL, 10), (long)r.body.len);
+    sse_parse(&r, &s);
+    assert_int_equal(s.content, 3);
+    assert_int_equal(s.done, 1);
+    sl__buf_free(&s.text);
+    resp_free(&r);
+
     /* slow reader: the body still arrives whole */
     char body[3000];
     int n = snprintf(body, sizeof body, "{\"messages\":[{\"role\":\"user\",\"content\":\"");
@@ -1107,7 +1142,8 @@ static void test_server_timers(void **state)
 {
     harness h = {0};
     run(&h, NULL, script_timers);
-    assert_int_equal(h.stats.requests, 4);
+    assert_int_equal(h.stats.requests, 7);
+    assert_int_equal(h.stats.streams, 3);
     assert_int_equal(h.stats.client_aborts, 0);
 }
 
