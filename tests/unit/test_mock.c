@@ -29,6 +29,7 @@
 #include "apps/mock/fault.h"
 #include "base/buf.h"
 #include "base/json.h"
+#include "io/sse.h"
 
 /* ---- helpers ---- */
 
@@ -88,6 +89,13 @@ static void stream_text(const char *body, uint64_t seed, int chunks, sl_buf *tex
         assert_memory_equal(one.data, "data: ", 6);
         assert_memory_equal(one.data + one.len - 2, "\n\n", 2);
         assert_null(memchr(one.data, '\n', one.len - 2)); /* one line */
+        /* the same bytes as the project's SSE writer makes of the JSON */
+        sl_buf w;
+        sl__buf_init(&w, 0);
+        assert_int_equal(sl__sse_write(&w, NULL, NULL, one.data + 6, one.len - 8), 0);
+        assert_int_equal(w.len, one.len);
+        assert_memory_equal(w.data, one.data, one.len);
+        sl__buf_free(&w);
         json_t *v = NULL;
         assert_int_equal(sl__json_parse(one.data + 6, one.len - 8, 0, &v, NULL, 0), 0);
         json_t *c0 = json_array_get(json_object_get(v, "choices"), 0);
@@ -1019,6 +1027,38 @@ static void test_server_faults(void **state)
     assert_int_equal(h.stats.client_aborts, 0);
 }
 
+/* fail-rate decisions follow the documented rule: request k fails iff
+ * splitmix64(seed + k) / 2^64 < rate, k counting requests that reached the decision. */
+static void script_fail_rule(harness *h)
+{
+    const char *chat = "{\"messages\":[{\"role\":\"user\",\"content\":\"q\"}]}";
+    int fails = 0;
+    for (uint64_t k = 0; k < 16; k++) {
+        resp r;
+        http(h, "POST", "/v1/chat/completions", "fail-rate=0.5; seed=42; chunks=1", chat, 0, &r);
+        int expect = sl__mock_should_fail(42, k, 0.5);
+        fails += expect;
+        assert_int_equal(r.status, expect ? 500 : 200);
+        resp_free(&r);
+        /* requests refused before the decision do not take a number */
+        http(h, "POST", "/v1/chat/completions", "fail-rate=0.5; seed=42", "{", 0, &r);
+        assert_int_equal(r.status, 400);
+        resp_free(&r);
+    }
+    assert_true(fails > 0 && fails < 16);
+    *(int *)h->data = fails;
+}
+
+static void test_server_fail_rule(void **state)
+{
+    harness h = {0};
+    int fails = 0;
+    h.data = &fails;
+    run(&h, NULL, script_fail_rule);
+    assert_int_equal(h.stats.faults, (uint64_t)fails);
+    assert_int_equal(h.stats.requests, 32);
+}
+
 /* Poll /stats (not counted as a request) until client_aborts reaches n. */
 static void wait_aborts(harness *h, long n)
 {
@@ -1292,6 +1332,7 @@ int main(void)
         cmocka_unit_test(test_server_chat),
         cmocka_unit_test(test_server_routes),
         cmocka_unit_test(test_server_faults),
+        cmocka_unit_test(test_server_fail_rule),
         cmocka_unit_test(test_server_stall),
         cmocka_unit_test(test_server_timers),
         cmocka_unit_test(test_server_backpressure),
