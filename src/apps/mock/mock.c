@@ -593,7 +593,10 @@ static void on_request(sl_httpd_req *req, void *user)
         respond_error(m, req, 500, "server_error", NULL, NULL, "mock: out of memory");
         return;
     }
-    respond_later(m, req, o.ttft_ms);
+    /* A whole answer arrives when its generation would have finished: the time a stream of
+     * the same answer takes (as the peer kit's node mock does). */
+    int n = m->scratch.n > 0 ? m->scratch.n : 1;
+    respond_later(m, req, o.ttft_ms + (n - 1) * o.interval_ms);
 }
 
 /* Slow reader: throttle the body before it is read, so the x-mock key works too. */
