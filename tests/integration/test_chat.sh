@@ -62,6 +62,18 @@ start_server garbage "$SLUICE" mock --listen 127.0.0.1:0 --garbage-after 2 --chu
 expect_status 6 "$SLUICE" chat --base-url "$URL_garbage/v1" "garbage"
 ok "garbage mid-stream -> exit 6"
 
+# A flaky provider: retries make it through, and --verbose says so.
+start_server flaky "$SLUICE" mock --listen 127.0.0.1:0 --fail-rate 0.6 --fail-status 503 --seed 5
+for i in 1 2 3; do
+    expect_status 0 "$SLUICE" chat --base-url "$URL_flaky/v1" --retries 20 --json "flaky $i"
+    jq -e --arg p "flaky $i" '.ok and (.text | startswith($p)) and .attempts >= 1' "$T/out" >/dev/null ||
+        fail "retried chat: $(cat "$T/out")"
+done
+[ "$(curl -s "$URL_flaky/stats" | jq .faults)" -gt 0 ] || fail "the flaky mock injected no fault"
+expect_status 5 "$SLUICE" chat --base-url "$URL_failing/v1" --retries 0 --json "x"
+jq -e '.attempts == 1 and .error.http_status == 503' "$T/out" >/dev/null || fail "--retries 0: $(cat "$T/out")"
+ok "--retries: a flaky provider is retried; --retries 0 makes one attempt"
+
 expect_status 2 "$SLUICE" chat --temperature 9 "x"
 expect_status 2 "$SLUICE" chat --no-such-flag "x"
 expect_status 2 "$SLUICE" chat --base-url "ftp://x" "x"
