@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "base/json.h"
+#include "base/jsonw.h"
 
 #define DEPTH_CAP 1024 /* the stack below; callers ask for far less */
 
@@ -627,14 +628,37 @@ static int by_first(const void *pa, const void *pb)
 
 #define FEW_MEMBERS 16
 
+static uint32_t count_members(const sl_jtoks *t, uint32_t obj)
+{
+    uint32_t count = 0;
+    for (uint32_t k = obj + 1; k < t->v[obj].next; k = t->v[k + 1].next)
+        count++;
+    return count;
+}
+
+/* A handful of members: compare each name with the distinct ones before it. out has room
+ * for all of them; returns how many it holds. */
+static uint32_t few_members(const sl_jtoks *t, uint32_t obj, sl_jmember *out)
+{
+    uint32_t n = 0;
+    for (uint32_t k = obj + 1; k < t->v[obj].next; k = t->v[k + 1].next) {
+        uint32_t j = 0;
+        while (j < n && !same_key(t, out[j].key, k))
+            j++;
+        if (j < n)
+            out[j].val = k + 1;
+        else
+            out[n++] = (sl_jmember){k, k + 1};
+    }
+    return n;
+}
+
 int sl__jtok_members(const sl_jtoks *t, uint32_t obj, sl_jmembers *m)
 {
     m->n = 0;
     if (obj >= t->n || t->v[obj].type != SL_JTOK_OBJECT)
         return 0;
-    uint32_t count = 0;
-    for (uint32_t k = obj + 1; k < t->v[obj].next; k = t->v[k + 1].next)
-        count++;
+    uint32_t count = count_members(t, obj);
     if (count > m->cap) {
         sl_jmember *v = realloc(m->v, (size_t)count * sizeof *v);
         if (!v)
@@ -643,16 +667,7 @@ int sl__jtok_members(const sl_jtoks *t, uint32_t obj, sl_jmembers *m)
         m->cap = count;
     }
     if (count <= FEW_MEMBERS) {
-        /* a handful: compare each name with the distinct ones before it */
-        for (uint32_t k = obj + 1; k < t->v[obj].next; k = t->v[k + 1].next) {
-            uint32_t j = 0;
-            while (j < m->n && !same_key(t, m->v[j].key, k))
-                j++;
-            if (j < m->n)
-                m->v[j].val = k + 1;
-            else
-                m->v[m->n++] = (sl_jmember){k, k + 1};
-        }
+        m->n = few_members(t, obj, m->v);
         return 0;
     }
     /* many: sort the names, keep the first place and the last value of each, then put
@@ -680,4 +695,105 @@ int sl__jtok_members(const sl_jtoks *t, uint32_t obj, sl_jmembers *m)
     qsort(m->v, runs, sizeof *m->v, by_first);
     m->n = runs;
     return 0;
+}
+
+/* ---- writing tokens back --------------------------------------------------------------- */
+
+double sl__jtok_real(const sl_jtoks *t, uint32_t k)
+{
+    const char *s = t->src + t->v[k].start;
+    size_t n = t->v[k].len;
+    char small[64];
+    char *tmp = n < sizeof small ? small : malloc(n + 1);
+    if (!tmp)
+        return 0;
+    memcpy(tmp, s, n);
+    tmp[n] = '\0';
+    const char *point = localeconv()->decimal_point;
+    char *dot = memchr(tmp, '.', n);
+    if (dot && point && *point)
+        *dot = *point;
+    double v = strtod(tmp, NULL);
+    if (tmp != small)
+        free(tmp);
+    return v;
+}
+
+static int write_str_tok(sl_buf *out, const sl_jtoks *t, uint32_t k, sl_buf *scratch)
+{
+    sl_str s;
+    int rc = sl__jtok_str(t, k, scratch, &s);
+    return rc ? rc : sl__json_write_string(out, s.ptr, s.len);
+}
+
+static int write_tok(sl_buf *out, const sl_jtoks *t, uint32_t k, sl_buf *scratch)
+{
+    const sl_jtok *v = &t->v[k];
+    int rc = 0;
+    switch (v->type) {
+    case SL_JTOK_NULL:
+        return sl__buf_append(out, "null", 4);
+    case SL_JTOK_TRUE:
+        return sl__buf_append(out, "true", 4);
+    case SL_JTOK_FALSE:
+        return sl__buf_append(out, "false", 5);
+    case SL_JTOK_INT:
+        return sl__buf_printf(out, "%lld", sl__jtok_int(t, k));
+    case SL_JTOK_REAL:
+        return sl__json_write_real(out, sl__jtok_real(t, k));
+    case SL_JTOK_STRING:
+        return write_str_tok(out, t, k, scratch);
+    case SL_JTOK_ARRAY:
+        rc = sl__buf_append(out, "[", 1);
+        for (uint32_t i = k + 1; i < v->next && !rc; i = t->v[i].next) {
+            if (i != k + 1)
+                rc = sl__buf_append(out, ",", 1);
+            if (!rc)
+                rc = write_tok(out, t, i, scratch);
+        }
+        return rc ? rc : sl__buf_append(out, "]", 1);
+    case SL_JTOK_OBJECT: {
+        sl_jmember few[FEW_MEMBERS];
+        sl_jmembers many;
+        sl__jmembers_init(&many);
+        const sl_jmember *m = few;
+        uint32_t n;
+        if (count_members(t, k) <= FEW_MEMBERS) {
+            n = few_members(t, k, few);
+        } else {
+            if ((rc = sl__jtok_members(t, k, &many)))
+                return rc;
+            m = many.v;
+            n = many.n;
+        }
+        rc = sl__buf_append(out, "{", 1);
+        for (uint32_t i = 0; i < n && !rc; i++) {
+            if (i)
+                rc = sl__buf_append(out, ",", 1);
+            if (!rc)
+                rc = write_str_tok(out, t, m[i].key, scratch);
+            if (!rc)
+                rc = sl__buf_append(out, ":", 1);
+            if (!rc)
+                rc = write_tok(out, t, m[i].val, scratch);
+        }
+        sl__jmembers_free(&many);
+        return rc ? rc : sl__buf_append(out, "}", 1);
+    }
+    }
+    return SL_EINVAL;
+}
+
+int sl__jtok_write(sl_buf *out, const sl_jtoks *t, uint32_t k)
+{
+    size_t mark = out->len;
+    sl_buf scratch;
+    sl__buf_init(&scratch, 0);
+    int rc = write_tok(out, t, k, &scratch);
+    sl__buf_free(&scratch);
+    if (rc && out->data) {
+        out->len = mark; /* all or nothing */
+        out->data[mark] = '\0';
+    }
+    return rc;
 }

@@ -94,6 +94,15 @@ int sl__jtok_str(const sl_jtoks *t, uint32_t i, sl_buf *scratch, sl_str *out);
 /* Integer token i as a number. */
 long long sl__jtok_int(const sl_jtoks *t, uint32_t i);
 
+/* Real token i as a double, read as jansson reads it. */
+double sl__jtok_real(const sl_jtoks *t, uint32_t i);
+
+/* Append token i and everything inside it to out exactly as sl__json_write would write
+ * jansson's tree of the same text (compact, strings unescaped then escaped its way, reals
+ * in their shortest form, each repeated name once). 0, SL_ENOMEM or SL_ELIMIT; on error
+ * out is left as it was. */
+int sl__jtok_write(sl_buf *out, const sl_jtoks *t, uint32_t i);
+
 /* Token i as a jansson value (a new reference), for values kept as they are. NULL on
  * ENOMEM. */
 json_t *sl__jtok_json(const sl_jtoks *t, uint32_t i);

@@ -184,8 +184,9 @@ typedef struct choice_acc {
     int ntools;
     str_field *sx; /* other string fields of the message: concatenated */
     int nsx;
-    json_t *mx; /* other message fields: last wins */
-    json_t *finish_reason;
+    json_t *mx;           /* other message fields: last wins */
+    sl_buf finish_reason; /* the JSON text of the last non-null one */
+    int has_finish_reason;
     json_t *logprobs;
     json_t *extra; /* other choice fields */
 } choice_acc;
@@ -206,7 +207,10 @@ struct sl_openai_parser {
      * they first came. Turned into JSON values once, at the end. */
     str_field *head;
     int nhead;
-    json_t *usage; /* the provider's usage object */
+    sl_buf usage;  /* the JSON text of the provider's last usage object */
+    int has_usage; /* and its numbers: */
+    sl_usage usage_n;
+    sl_buf finish_out; /* choice 0's finish_reason as a C string, for out */
     choice_acc *choices;
     int nchoices;
     size_t assembled;                  /* bytes of text held */
@@ -237,7 +241,7 @@ static void choice_free(choice_acc *c)
     }
     free(c->sx);
     json_decref(c->mx);
-    json_decref(c->finish_reason);
+    sl__buf_free(&c->finish_reason);
     json_decref(c->logprobs);
     json_decref(c->extra);
 }
@@ -263,6 +267,8 @@ sl_openai_parser *sl__openai_parser_new(sl_openai_kind kind, size_t max_event,
         sl__buf_init(&p->scratch[i], 0);
     sl__buf_init(&p->error_body, p->max_event);
     sl__buf_init(&p->body, 0);
+    sl__buf_init(&p->usage, 0);
+    sl__buf_init(&p->finish_out, 0);
     p->out.usage.prompt_tokens = -1;
     p->out.usage.completion_tokens = -1;
     p->out.usage.total_tokens = -1;
@@ -279,7 +285,8 @@ void sl__openai_parser_free(sl_openai_parser *p)
         sl__buf_free(&p->head[i].val);
     }
     free(p->head);
-    json_decref(p->usage);
+    sl__buf_free(&p->usage);
+    sl__buf_free(&p->finish_out);
     for (int i = 0; i < p->nchoices; i++)
         choice_free(&p->choices[i]);
     free(p->choices);
@@ -391,6 +398,7 @@ static choice_acc *get_choice(sl_openai_parser *p, json_int_t idx)
             sl__buf_init(&n[i].role, 64);
             sl__buf_init(&n[i].content, 0);
             sl__buf_init(&n[i].reasoning, 0);
+            sl__buf_init(&n[i].finish_reason, 0);
         }
         p->choices = n;
         p->nchoices = (int)idx + 1;
@@ -442,7 +450,8 @@ static str_field *get_sx(choice_acc *c, const char *key)
 /* ---- reading a chunk ---------------------------------------------------------------------
  * A chunk is read as tokens (base/jsontok), which point into the event's data. Members are
  * looked up as jansson's tree would answer (the last of repeated names); values kept as
- * they are (unknown fields, finish_reason, logprobs, usage) become jansson values, which
+ * they are become jansson values (unknown fields, logprobs), or are kept as their JSON
+ * text (top-level fields, finish_reason, usage) and written back by base/jsontok, which
  * happens about once per answer. */
 
 #define GET(obj, lit) SL_JTOK_GET(&p->toks, (obj), (lit))
@@ -518,6 +527,13 @@ static int classify(sl_openai_parser *p, uint32_t obj, sl_jmembers *m, const kno
         }
     }
     return 0;
+}
+
+/* An integer member, or -1 (as sl__json_int with -1). */
+static long int_member(sl_openai_parser *p, uint32_t obj, const char *key)
+{
+    uint32_t i = sl__jtok_get(&p->toks, obj, key, strlen(key));
+    return tok_type(p, i) == SL_JTOK_INT ? (long)sl__jtok_int(&p->toks, i) : -1;
 }
 
 static json_int_t index_of(sl_openai_parser *p, uint32_t obj, size_t pos)
@@ -788,11 +804,10 @@ static int choice_chunk(sl_openai_parser *p, uint32_t ch, size_t pos)
     }
     uint32_t fr = slot[FINISH_REASON];
     if (fr && tok_type(p, fr) != SL_JTOK_NULL) {
-        json_t *v = tok_json(p, fr);
-        if (!v)
-            return SL_ENOMEM;
-        json_decref(c->finish_reason);
-        c->finish_reason = v;
+        sl__buf_reset(&c->finish_reason);
+        if (sl__buf_append(&c->finish_reason, p->toks.src + p->toks.v[fr].start, p->toks.v[fr].len))
+            return nomem(p);
+        c->has_finish_reason = 1;
     }
     uint32_t lp = slot[LOGPROBS];
     if (lp && tok_type(p, lp) != SL_JTOK_NULL) {
@@ -825,11 +840,13 @@ static int chunk(sl_openai_parser *p, const char *data, size_t len)
             return rc;
     uint32_t usage = slot[USAGE];
     if (tok_type(p, usage) == SL_JTOK_OBJECT) {
-        json_t *u = tok_json(p, usage);
-        if (!u)
-            return SL_ENOMEM;
-        json_decref(p->usage);
-        p->usage = u;
+        sl__buf_reset(&p->usage);
+        if (sl__buf_append(&p->usage, p->toks.src + p->toks.v[usage].start, p->toks.v[usage].len))
+            return nomem(p);
+        p->has_usage = 1;
+        p->usage_n.prompt_tokens = int_member(p, usage, "prompt_tokens");
+        p->usage_n.completion_tokens = int_member(p, usage, "completion_tokens");
+        p->usage_n.total_tokens = int_member(p, usage, "total_tokens");
     }
     uint32_t choices = slot[CHOICES];
     int ct = tok_type(p, choices);
@@ -909,140 +926,251 @@ int sl__openai_feed(sl_openai_parser *p, const char *data, size_t len)
     return rc;
 }
 
-/* ---- the final object ---------------------------------------------------------------- */
+/* ---- the final object ----------------------------------------------------------------
+ * Written straight into the body, in the order and the form the jansson object it stands
+ * for would have under sl__json_write: id, object, created, model, system_fingerprint,
+ * choices, usage, then the other top-level fields as they first came. */
 
-static json_t *str_json(const sl_buf *b)
+static int put(sl_buf *b, const char *s, size_t n)
 {
-    return json_stringn(b->data ? b->data : "", b->len);
+    return sl__buf_append(b, s, n);
+}
+#define PUT(b, lit) put((b), (lit), sizeof(lit) - 1)
+
+static int put_str(sl_buf *b, const char *s, size_t n)
+{
+    return sl__json_write_string(b, s ? s : "", n);
 }
 
-static int add(json_t *obj, const char *k, json_t *v)
+static int put_buf(sl_buf *b, const sl_buf *v)
 {
-    return v ? json_object_set_new(obj, k, v) : -1;
+    return put_str(b, v->data, v->len);
 }
 
-static json_t *tool_json(const tool_acc *t)
+/* ",\"key\":" (without the comma for the first member). */
+static int put_key(sl_buf *b, int *first, const char *key)
 {
-    json_t *fn = json_object();
-    json_t *o = json_object();
-    if (!fn || !o || add(fn, "name", str_json(&t->name)) ||
-        add(fn, "arguments", str_json(&t->args)) || add(o, "id", str_json(&t->id)) ||
-        add(o, "type", t->type.len ? str_json(&t->type) : json_string("function")) ||
-        add(o, "function", json_incref(fn))) {
-        json_decref(fn);
-        json_decref(o);
-        return NULL;
-    }
-    json_decref(fn);
-    return o;
+    int rc = *first ? 0 : PUT(b, ",");
+    *first = 0;
+    if (!rc)
+        rc = put_str(b, key, strlen(key));
+    return rc ? rc : PUT(b, ":");
 }
 
-static json_t *message_json(const choice_acc *c)
+/* A value kept as JSON text, written as jansson would write it. */
+static int put_text(sl_openai_parser *p, const sl_buf *text)
 {
-    json_t *m = json_object();
-    if (!m)
-        return NULL;
-    int bad = add(m, "role", c->role.len ? str_json(&c->role) : json_string("assistant"));
-    bad |= add(m, "content", c->has_content ? str_json(&c->content) : json_null());
-    if (c->reasoning_key)
-        bad |= add(m, c->reasoning_key, str_json(&c->reasoning));
-    if (c->ntools) {
-        json_t *calls = json_array();
-        bad |= add(m, "tool_calls", calls);
-        for (int i = 0; calls && i < c->ntools; i++)
-            if (c->tools[i].present)
-                bad |= json_array_append_new(calls, tool_json(&c->tools[i]));
-    }
-    for (int i = 0; i < c->nsx; i++)
-        bad |= add(m, c->sx[i].key, str_json(&c->sx[i].val));
-    if (c->mx)
-        bad |= json_object_update_missing(m, c->mx);
-    if (bad) {
-        json_decref(m);
-        return NULL;
-    }
-    return m;
+    int rc = sl__jtok_parse(&p->toks, text->data ? text->data : "", text->len, 0);
+    return rc ? rc : sl__jtok_write(&p->body, &p->toks, 0);
 }
 
-static json_t *choice_json(const sl_openai_parser *p, const choice_acc *c, int idx)
+static int put_json(sl_buf *b, const json_t *v)
 {
-    json_t *o = json_object();
-    if (!o)
-        return NULL;
-    int bad = add(o, "index", json_integer(idx));
-    if (p->kind == SL_OPENAI_COMPLETIONS)
-        bad |= add(o, "text", str_json(&c->content));
-    else
-        bad |= add(o, "message", message_json(c));
-    bad |= add(o, "logprobs", c->logprobs ? json_incref(c->logprobs) : json_null());
-    bad |= add(o, "finish_reason", c->finish_reason ? json_incref(c->finish_reason) : json_null());
-    if (c->extra)
-        bad |= json_object_update_missing(o, c->extra);
-    if (bad) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
+    return v ? sl__json_write(b, v) : PUT(b, "null");
 }
 
-static int assemble(sl_openai_parser *p)
+/* The members of a jansson object, but those named in skip (count of them). */
+static int put_members(sl_buf *b, const json_t *obj, const str_field *skip, int count)
 {
-    static const char *const order[] = {"id", "object", "created", "model", "system_fingerprint",
-                                        NULL};
-    json_t *o = json_object();
-    json_t *choices = json_array();
-    json_t *head = json_object();
-    int bad = !o || !choices || !head;
-    for (int i = 0; !bad && i < p->nhead; i++) {
-        const sl_buf *v = &p->head[i].val;
-        json_t *jv = json_loadb(v->data, v->len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-        bad |= !jv || json_object_set_new(head, p->head[i].key, jv);
+    const char *k;
+    json_t *v;
+    int rc;
+    json_object_foreach((json_t *)obj, k, v)
+    {
+        int dup = 0;
+        for (int i = 0; i < count && !dup; i++)
+            dup = !strcmp(skip[i].key, k);
+        if (dup)
+            continue;
+        int first = 0;
+        if ((rc = put_key(b, &first, k)) || (rc = put_json(b, v)))
+            return rc;
     }
-    for (int i = 0; !bad && order[i]; i++) {
-        json_t *v = json_object_get(head, order[i]);
-        if (i == 1) {
-            /* the chunk's type names the object it is a piece of */
-            const char *obj = json_string_value(v);
-            const char *whole =
-                p->kind == SL_OPENAI_COMPLETIONS ? "text_completion" : "chat.completion";
-            if (obj && strcmp(obj, "chat.completion.chunk") && strcmp(obj, "text_completion"))
-                whole = obj;
-            bad |= add(o, "object", json_string(whole));
-        } else if (v) {
-            bad |= json_object_set(o, order[i], v);
-        }
-    }
-    for (int i = 0; !bad && i < p->nchoices; i++)
-        if (p->choices[i].present)
-            bad |= json_array_append_new(choices, choice_json(p, &p->choices[i], i));
-    if (!bad) {
-        bad |= json_object_set(o, "choices", choices);
-        if (p->usage)
-            bad |= json_object_set(o, "usage", p->usage);
-        bad |= json_object_update_missing(o, head);
-    }
-    if (!bad)
-        bad = sl__json_write(&p->body, o) != 0;
-    json_decref(head);
-    json_decref(choices);
-    json_decref(o);
-    if (bad)
-        return fail(p, SL_ENOMEM, "%s", "out of memory");
     return 0;
 }
 
-static void fill_out(sl_openai_parser *p)
+static int put_tool(sl_buf *b, const tool_acc *t)
+{
+    int rc = PUT(b, "{\"id\":");
+    if (!rc)
+        rc = put_buf(b, &t->id);
+    if (!rc)
+        rc = PUT(b, ",\"type\":");
+    if (!rc)
+        rc = t->type.len ? put_buf(b, &t->type) : PUT(b, "\"function\"");
+    if (!rc)
+        rc = PUT(b, ",\"function\":{\"name\":");
+    if (!rc)
+        rc = put_buf(b, &t->name);
+    if (!rc)
+        rc = PUT(b, ",\"arguments\":");
+    if (!rc)
+        rc = put_buf(b, &t->args);
+    return rc ? rc : PUT(b, "}}");
+}
+
+static int put_message(sl_buf *b, const choice_acc *c)
+{
+    int rc = PUT(b, "{\"role\":");
+    if (!rc)
+        rc = c->role.len ? put_buf(b, &c->role) : PUT(b, "\"assistant\"");
+    if (!rc)
+        rc = PUT(b, ",\"content\":");
+    if (!rc)
+        rc = c->has_content ? put_buf(b, &c->content) : PUT(b, "null");
+    int first = 0;
+    if (!rc && c->reasoning_key && !(rc = put_key(b, &first, c->reasoning_key)))
+        rc = put_buf(b, &c->reasoning);
+    if (!rc && c->ntools) {
+        rc = PUT(b, ",\"tool_calls\":[");
+        int n = 0;
+        for (int i = 0; !rc && i < c->ntools; i++) {
+            if (!c->tools[i].present)
+                continue;
+            if (n++)
+                rc = PUT(b, ",");
+            if (!rc)
+                rc = put_tool(b, &c->tools[i]);
+        }
+        if (!rc)
+            rc = PUT(b, "]");
+    }
+    for (int i = 0; !rc && i < c->nsx; i++)
+        if (!(rc = put_key(b, &first, c->sx[i].key)))
+            rc = put_buf(b, &c->sx[i].val);
+    /* a name that was a string in some chunk is there already */
+    if (!rc && c->mx)
+        rc = put_members(b, c->mx, c->sx, c->nsx);
+    return rc ? rc : PUT(b, "}");
+}
+
+static int put_choice(sl_openai_parser *p, const choice_acc *c, int idx)
+{
+    sl_buf *b = &p->body;
+    int rc = sl__buf_printf(b, "{\"index\":%d,", idx);
+    if (!rc && p->kind == SL_OPENAI_COMPLETIONS) {
+        if (!(rc = PUT(b, "\"text\":")))
+            rc = put_buf(b, &c->content);
+    } else if (!rc) {
+        if (!(rc = PUT(b, "\"message\":")))
+            rc = put_message(b, c);
+    }
+    if (!rc)
+        rc = PUT(b, ",\"logprobs\":");
+    if (!rc)
+        rc = put_json(b, c->logprobs);
+    if (!rc)
+        rc = PUT(b, ",\"finish_reason\":");
+    if (!rc)
+        rc = c->has_finish_reason ? put_text(p, &c->finish_reason) : PUT(b, "null");
+    if (!rc && c->extra)
+        rc = put_members(b, c->extra, NULL, 0);
+    return rc ? rc : PUT(b, "}");
+}
+
+static const str_field *head_field(const sl_openai_parser *p, const char *key)
+{
+    for (int i = 0; i < p->nhead; i++)
+        if (!strcmp(p->head[i].key, key))
+            return &p->head[i];
+    return NULL;
+}
+
+/* The "object" of the whole answer: what the chunks say, unless they name a chunk. */
+static int put_object_type(sl_openai_parser *p)
+{
+    const char *whole = p->kind == SL_OPENAI_COMPLETIONS ? "text_completion" : "chat.completion";
+    const str_field *f = head_field(p, "object");
+    sl_str s = {whole, strlen(whole)};
+    if (f) {
+        int rc = sl__jtok_parse(&p->toks, f->val.data, f->val.len, 0);
+        if (!rc && p->toks.v[0].type == SL_JTOK_STRING)
+            rc = sl__jtok_str(&p->toks, 0, &p->scratch[SCRATCH_TEXT], &s);
+        if (rc)
+            return rc;
+        if (p->toks.v[0].type != SL_JTOK_STRING) {
+            s = (sl_str){whole, strlen(whole)};
+        } else {
+            /* read as a C string, the way it was compared and kept before */
+            const char *nul = memchr(s.ptr, '\0', s.len);
+            if (nul)
+                s.len = (size_t)(nul - s.ptr);
+            if ((s.len == 21 && !memcmp(s.ptr, "chat.completion.chunk", 21)) ||
+                (s.len == 15 && !memcmp(s.ptr, "text_completion", 15)))
+                s = (sl_str){whole, strlen(whole)};
+        }
+    }
+    return put_str(&p->body, s.ptr, s.len);
+}
+
+static int write_body(sl_openai_parser *p)
+{
+    static const char *const order[] = {"id", "object", "created", "model", "system_fingerprint"};
+    sl_buf *b = &p->body;
+    int first = 1;
+    int rc = PUT(b, "{");
+    for (int i = 0; !rc && i < 5; i++) {
+        const str_field *f = head_field(p, order[i]);
+        if (i == 1) {
+            if (!(rc = put_key(b, &first, "object")))
+                rc = put_object_type(p);
+        } else if (f && !(rc = put_key(b, &first, order[i]))) {
+            rc = put_text(p, &f->val);
+        }
+    }
+    if (!rc)
+        rc = put_key(b, &first, "choices");
+    if (!rc)
+        rc = PUT(b, "[");
+    for (int i = 0, n = 0; !rc && i < p->nchoices; i++) {
+        if (!p->choices[i].present)
+            continue;
+        if (n++)
+            rc = PUT(b, ",");
+        if (!rc)
+            rc = put_choice(p, &p->choices[i], i);
+    }
+    if (!rc)
+        rc = PUT(b, "]");
+    if (!rc && p->has_usage && !(rc = put_key(b, &first, "usage")))
+        rc = put_text(p, &p->usage);
+    for (int i = 0; !rc && i < p->nhead; i++) {
+        int ordered = 0;
+        for (int j = 0; j < 5; j++)
+            ordered |= !strcmp(p->head[i].key, order[j]);
+        if (!ordered && !(rc = put_key(b, &first, p->head[i].key)))
+            rc = put_text(p, &p->head[i].val);
+    }
+    if (!rc)
+        rc = PUT(b, "}");
+    return rc ? nomem(p) : 0;
+}
+
+/* The result fields for sl_openai_out, once the body is written. */
+static int fill_out(sl_openai_parser *p)
 {
     sl_openai_out *o = &p->out;
     o->body = (sl_str){p->body.data, p->body.len};
-    if (p->usage)
-        usage_from(&o->usage, p->usage);
-    if (p->nchoices && p->choices[0].present) {
-        choice_acc *c = &p->choices[0];
-        o->text = (sl_str){c->content.data, c->content.len};
-        o->reasoning = (sl_str){c->reasoning.data, c->reasoning.len};
-        o->finish_reason = json_string_value(c->finish_reason);
+    if (p->has_usage)
+        o->usage = p->usage_n;
+    if (!p->nchoices || !p->choices[0].present)
+        return 0;
+    choice_acc *c = &p->choices[0];
+    o->text = (sl_str){c->content.data, c->content.len};
+    o->reasoning = (sl_str){c->reasoning.data, c->reasoning.len};
+    if (c->has_finish_reason) {
+        /* a string one, as a C string */
+        sl_str s;
+        if (sl__jtok_parse(&p->toks, c->finish_reason.data, c->finish_reason.len, 0))
+            return nomem(p);
+        if (p->toks.v[0].type == SL_JTOK_STRING) {
+            if (sl__jtok_str(&p->toks, 0, &p->scratch[SCRATCH_TEXT], &s) ||
+                sl__buf_append(&p->finish_out, s.ptr, s.len))
+                return nomem(p);
+            o->finish_reason = p->finish_out.data;
+        }
     }
+    return 0;
 }
 
 int sl__openai_finish(sl_openai_parser *p)
@@ -1054,14 +1182,11 @@ int sl__openai_finish(sl_openai_parser *p)
     sl__sse_finish(&p->sse);
     int finished = 0;
     for (int i = 0; i < p->nchoices; i++)
-        finished |= p->choices[i].finish_reason != NULL;
+        finished |= p->choices[i].has_finish_reason;
     if (!p->out.saw_done && !finished)
         return fail(p, SL_EPROTO, "%s", "stream ended before [DONE]");
-    int rc = assemble(p);
-    if (rc)
-        return rc;
-    fill_out(p);
-    return 0;
+    int rc = write_body(p);
+    return rc ? rc : fill_out(p);
 }
 
 /* ---- non-streamed answers ------------------------------------------------------------ */

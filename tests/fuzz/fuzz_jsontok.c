@@ -1,6 +1,7 @@
 /* fuzz_jsontok.c — the tokenizer against jansson on arbitrary bytes: it accepts exactly
- * what sl__json_parse accepts, and the value its tokens describe (strings unescaped,
- * integers read, the last of repeated keys) equals jansson's tree. */
+ * what sl__json_parse accepts, the value its tokens describe (strings unescaped, integers
+ * read, the last of repeated keys) equals jansson's tree, and sl__jtok_write writes the
+ * same bytes as sl__json_write of that tree. */
 #include <jansson.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 
 #include "base/json.h"
 #include "base/jsontok.h"
+#include "base/jsonw.h"
 
 static json_t *build(const sl_jtoks *t, uint32_t k, sl_buf *scratch)
 {
@@ -96,6 +98,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!json_equal(mine, ref))
             abort();
         json_decref(mine);
+        /* written back, it reads as jansson's tree written by jsonw */
+        sl_buf a, b;
+        sl__buf_init(&a, 0);
+        sl__buf_init(&b, 0);
+        if (sl__jtok_write(&a, &t, 0) || sl__json_write(&b, ref) || a.len != b.len ||
+            memcmp(a.data, b.data, a.len))
+            abort();
+        sl__buf_free(&a);
+        sl__buf_free(&b);
         sl__buf_free(&scratch);
     }
     json_decref(ref);
