@@ -24,6 +24,11 @@
 
 #define DEFAULT_MAX_HEADER_BYTES (64u << 10)
 
+struct sl_httpc_headers {
+    struct curl_slist *list;
+    struct sl_httpc_headers *next;
+};
+
 struct sl_httpc {
     uv_loop_t *loop;
     CURLM *multi;
@@ -32,6 +37,7 @@ struct sl_httpc {
     sl_httpc_opts o;
     sl_link reqs;  /* requests not yet finalized */
     sl_link polls; /* open poll contexts */
+    sl_httpc_headers *header_sets;
     sl_link tasks; /* queued tasks */
     sl_link batch; /* tasks taken for the current run */
     int in_curl;
@@ -53,8 +59,7 @@ typedef struct poll_ctx {
 struct sl_httpc_req {
     sl_httpc *h;
     CURL *easy;
-    struct curl_slist *hdrs;
-    char *url;
+    struct curl_slist *hdrs; /* own header lines, or NULL with a header set */
     sl_link link;
     sl_httpc_task task;
     uv_timer_t timer; /* first-byte / idle / total deadlines */
@@ -152,6 +157,12 @@ static void teardown(sl_httpc *h)
     h->multi = NULL;
     while (!sl__list_empty(&h->polls))
         close_poll(SL_CONTAINER_OF(h->polls.next, poll_ctx, link));
+    while (h->header_sets) {
+        sl_httpc_headers *hs = h->header_sets;
+        h->header_sets = hs->next;
+        curl_slist_free_all(hs->list);
+        free(hs);
+    }
     h->closing = 2;
     uv_close((uv_handle_t *)&h->curl_timer, on_handle_closed);
     uv_close((uv_handle_t *)&h->defer_timer, on_handle_closed);
@@ -397,7 +408,6 @@ static void finalize(sl_httpc_req *r)
     curl_easy_cleanup(r->easy);
     r->easy = NULL;
     curl_slist_free_all(r->hdrs);
-    free(r->url);
     sl__buf_free(&r->head.raw);
     sl__list_remove(&r->link);
     uv_close((uv_handle_t *)&r->timer, on_req_closed);
@@ -737,6 +747,43 @@ static long pick(long req, long client)
     return req ? req : client;
 }
 
+/* The header lines as a curl list, with "Expect:" added: never wait for "100 Continue",
+ * it costs a round trip on every large prompt. */
+static int header_list(const char *const *lines, size_t n, struct curl_slist **out)
+{
+    struct curl_slist *l = NULL;
+    for (size_t i = 0; i <= n; i++) {
+        struct curl_slist *x = curl_slist_append(l, i < n ? lines[i] : "Expect:");
+        if (!x) {
+            curl_slist_free_all(l);
+            return SL_ENOMEM;
+        }
+        l = x;
+    }
+    *out = l;
+    return 0;
+}
+
+int sl__httpc_headers_add(sl_httpc *h, const char *const *lines, size_t n,
+                          const sl_httpc_headers **out)
+{
+    *out = NULL;
+    if (!h || h->dying)
+        return SL_EINVAL;
+    sl_httpc_headers *hs = calloc(1, sizeof *hs);
+    if (!hs)
+        return SL_ENOMEM;
+    int rc = header_list(lines, n, &hs->list);
+    if (rc) {
+        free(hs);
+        return rc;
+    }
+    hs->next = h->header_sets;
+    h->header_sets = hs;
+    *out = hs;
+    return 0;
+}
+
 int sl__httpc_start(sl_httpc *h, const sl_httpc_req_opts *o, sl_httpc_req **out)
 {
     *out = NULL;
@@ -760,24 +807,16 @@ int sl__httpc_start(sl_httpc *h, const sl_httpc_req_opts *o, sl_httpc_req **out)
     sl__buf_init(&r->head.raw, h->o.max_header_bytes);
     head_reset(&r->head);
     r->head.first_byte_ms = -1;
-    r->url = strdup(o->url);
+    if (!o->header_set && (rc = header_list(o->headers, o->nheaders, &r->hdrs)))
+        goto fail;
+    rc = SL_ENOMEM;
     r->easy = curl_easy_init();
-    if (!r->url || !r->easy)
+    if (!r->easy)
         goto fail;
-    for (size_t i = 0; i < o->nheaders; i++) {
-        struct curl_slist *n = curl_slist_append(r->hdrs, o->headers[i]);
-        if (!n)
-            goto fail;
-        r->hdrs = n;
-    }
-    /* Never wait for "100 Continue": it costs a round trip on every large prompt. */
-    struct curl_slist *n = curl_slist_append(r->hdrs, "Expect:");
-    if (!n)
-        goto fail;
-    r->hdrs = n;
 
     CURL *e = r->easy;
-    curl_easy_setopt(e, CURLOPT_URL, r->url);
+    if (curl_easy_setopt(e, CURLOPT_URL, o->url) != CURLE_OK)
+        goto fail; /* curl keeps its own copy */
     curl_easy_setopt(e, CURLOPT_PRIVATE, r);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -789,7 +828,7 @@ int sl__httpc_start(sl_httpc *h, const sl_httpc_req_opts *o, sl_httpc_req **out)
     curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 15L);
     if (connect_ms > 0)
         curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hdrs);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, o->header_set ? o->header_set->list : r->hdrs);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_curl_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_curl_header);
@@ -825,7 +864,6 @@ fail:
     if (r->easy)
         curl_easy_cleanup(r->easy);
     curl_slist_free_all(r->hdrs);
-    free(r->url);
     sl__buf_free(&r->head.raw);
     free(r);
     return rc;

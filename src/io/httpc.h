@@ -33,6 +33,7 @@
 
 typedef struct sl_httpc sl_httpc;
 typedef struct sl_httpc_req sl_httpc_req;
+typedef struct sl_httpc_headers sl_httpc_headers;
 
 typedef struct sl_httpc_opts {
     long connect_timeout_ms;    /* 0: libcurl's default */
@@ -72,7 +73,8 @@ typedef struct sl_httpc_req_opts {
     const char *url;            /* required; copied */
     const char *const *headers; /* "Name: value" lines, copied */
     size_t nheaders;
-    const char *body; /* borrowed until the request is freed; may be NULL */
+    const sl_httpc_headers *header_set; /* instead of headers: lines made once */
+    const char *body;                   /* borrowed until the request is freed; may be NULL */
     size_t body_len;
     /* 0: the client's value; < 0: none for this request */
     long connect_timeout_ms;
@@ -95,6 +97,12 @@ int sl__httpc_new(uv_loop_t *loop, const sl_httpc_opts *o, sl_httpc **out);
  * when the callback returns. */
 void sl__httpc_free(sl_httpc *h);
 uv_loop_t *sl__httpc_loop(const sl_httpc *h);
+
+/* Header lines made once for many requests (sl_httpc_req_opts.header_set): (lines, n)
+ * are copied. The set belongs to h and lives until h is freed. 0, SL_EINVAL (h is being
+ * freed) or SL_ENOMEM. */
+int sl__httpc_headers_add(sl_httpc *h, const char *const *lines, size_t n,
+                          const sl_httpc_headers **out);
 
 /* Start a request. On success *out is valid until sl__httpc_req_free and on_done will
  * fire exactly once. On error (SL_EINVAL, SL_ENOMEM) nothing was started and no

@@ -26,7 +26,8 @@ typedef struct held {
 struct sl_attempt {
     sl_httpc *http;
     sl_httpc_req *req;
-    sl_openai_http hr;
+    const sl_openai_http *hr; /* borrowed from the call */
+    sl_openai_http own;       /* the header lines, when the client has none made */
     sl_openai_parser *parser;
     size_t max_body;
     int mode;
@@ -63,7 +64,7 @@ static void destroy(sl_attempt *a)
     queue_clear(a);
     free(a->q);
     sl__openai_parser_free(a->parser);
-    sl__openai_http_free(&a->hr);
+    sl__openai_http_free(&a->own);
     sl__buf_free(&a->raw);
     free(a);
 }
@@ -77,7 +78,7 @@ static void leave(sl_attempt *a)
 static void set_error(sl_attempt *a, int err, const char *detail)
 {
     a->res.error = err;
-    snprintf(a->msg, sizeof a->msg, "POST %s: %s", a->hr.url, detail);
+    snprintf(a->msg, sizeof a->msg, "POST %s: %s", a->hr->url, detail);
     a->res.message = a->msg;
 }
 
@@ -183,7 +184,7 @@ static int on_head(sl_httpc_req *r, const sl_httpc_head *h, void *user)
         a->mode = MODE_ERROR;
         sl__buf_init(&a->raw, a->max_body < MAX_ERROR_BODY ? a->max_body : MAX_ERROR_BODY);
     } else if (!strncmp(h->content_type, "text/event-stream", 17) ||
-               (a->hr.stream && !strstr(h->content_type, "json"))) {
+               (a->hr->stream && !strstr(h->content_type, "json"))) {
         /* a streamed request gets SSE unless the answer says it is JSON (some servers
          * send event streams without, or with a wrong, content type) */
         a->mode = MODE_SSE;
@@ -309,11 +310,11 @@ static void on_http_done(sl_httpc_req *r, int err, const char *msg, void *user)
     leave(a);
 }
 
-int sl__attempt_start(const sl_attempt_env *env, const sl_request *req, const sl_attempt_opts *o,
+int sl__attempt_start(const sl_attempt_env *env, const sl_openai_http *hr, const sl_attempt_opts *o,
                       sl_attempt **out)
 {
     *out = NULL;
-    if (!env || !env->http || !env->base_url || !req || !o || !o->on_done)
+    if (!env || !env->http || !env->base_url || !hr || !hr->url || !o || !o->on_done)
         return SL_EINVAL;
     sl_attempt *a = calloc(1, sizeof *a);
     if (!a)
@@ -330,12 +331,15 @@ int sl__attempt_start(const sl_attempt_env *env, const sl_request *req, const sl
     a->res.ratelimit = (sl_ratelimit_info){-1, -1, -1, -1};
     a->res.first_byte_ms = -1;
     a->res.text = a->res.reasoning = a->res.body = a->res.error_body = (sl_str){"", 0};
-    int rc = sl__openai_build(env->base_url, env->api_key, env->user_agent, req, &a->hr);
-    if (rc) {
+    a->hr = hr;
+    const sl_httpc_headers *hs = env->headers[hr->stream ? 1 : 0];
+    int rc = 0;
+    if (!hs && (rc = sl__openai_headers(env->api_key, env->user_agent, hr->stream, a->own.headers,
+                                        &a->own.nheaders))) {
         free(a);
         return rc;
     }
-    a->parser = sl__openai_parser_new(a->hr.kind, a->max_body, on_parsed, a);
+    a->parser = sl__openai_parser_new(hr->kind, a->max_body, on_parsed, a);
     if (!a->parser) {
         destroy(a);
         return SL_ENOMEM;
@@ -343,11 +347,12 @@ int sl__attempt_start(const sl_attempt_env *env, const sl_request *req, const sl
     sl_httpc_req_opts ro;
     memset(&ro, 0, sizeof ro);
     ro.method = "POST";
-    ro.url = a->hr.url;
-    ro.headers = (const char *const *)a->hr.headers;
-    ro.nheaders = a->hr.nheaders;
-    ro.body = a->hr.body;
-    ro.body_len = a->hr.body_len;
+    ro.url = hr->url;
+    ro.header_set = hs;
+    ro.headers = (const char *const *)a->own.headers;
+    ro.nheaders = a->own.nheaders;
+    ro.body = hr->body;
+    ro.body_len = hr->body_len;
     ro.total_timeout_ms = o->total_timeout_ms;
     ro.on_head = on_head;
     ro.on_data = on_data;

@@ -21,6 +21,7 @@
 #include <sluice/call.h>
 
 #include "io/httpc.h"
+#include "llm/openai.h"
 
 typedef struct sl_attempt sl_attempt;
 
@@ -31,6 +32,9 @@ typedef struct sl_attempt_env {
     const char *api_key;    /* may be NULL */
     const char *user_agent; /* may be NULL */
     size_t max_response_bytes;
+    /* The request headers (sl__openai_headers) made once, [0] not streamed, [1] streamed;
+     * NULL: made for each attempt. */
+    const sl_httpc_headers *headers[2];
 } sl_attempt_env;
 
 /* Strings borrowed until the attempt is freed. */
@@ -61,8 +65,9 @@ typedef struct sl_attempt_opts {
     void *user;
 } sl_attempt_opts;
 
-/* Start req (read now, not kept). 0, or SL_EINVAL / SL_ENOMEM and no callback fires. */
-int sl__attempt_start(const sl_attempt_env *env, const sl_request *req, const sl_attempt_opts *o,
+/* Send hr (sl__openai_build_body; borrowed, must outlive the attempt, as must its body
+ * while the transfer runs). 0, or SL_EINVAL / SL_ENOMEM and no callback fires. */
+int sl__attempt_start(const sl_attempt_env *env, const sl_openai_http *hr, const sl_attempt_opts *o,
                       sl_attempt **out);
 void sl__attempt_pause(sl_attempt *a);
 void sl__attempt_resume(sl_attempt *a);

@@ -57,11 +57,47 @@ void sl__openai_http_free(sl_openai_http *h)
     memset(h, 0, sizeof *h);
 }
 
+int sl__openai_headers(const char *api_key, const char *user_agent, int stream, char *out[4],
+                       size_t *n)
+{
+    *n = 0;
+    if (has_crlf(api_key) || has_crlf(user_agent))
+        return SL_EINVAL;
+    if (api_key && *api_key) {
+        if (!(out[(*n)++] = str_printf("Authorization: Bearer %s%s", api_key, "")))
+            goto nomem;
+    }
+    if (!(out[(*n)++] = strdup("Content-Type: application/json")))
+        goto nomem;
+    if (!(out[(*n)++] = strdup(stream ? "Accept: text/event-stream" : "Accept: application/json")))
+        goto nomem;
+    if (!(out[(*n)++] =
+              str_printf("User-Agent: %s%s", user_agent ? user_agent : "sluice/" SL_VERSION, "")))
+        goto nomem;
+    return 0;
+nomem:
+    while (*n)
+        free(out[--*n]);
+    return SL_ENOMEM;
+}
+
 int sl__openai_build(const char *base_url, const char *api_key, const char *user_agent,
                      const sl_request *req, sl_openai_http *out)
 {
     memset(out, 0, sizeof *out);
-    if (!base_url || !req || has_crlf(api_key) || has_crlf(user_agent) || has_crlf(base_url))
+    if (has_crlf(api_key) || has_crlf(user_agent))
+        return SL_EINVAL;
+    int rc = sl__openai_build_body(base_url, req, out);
+    if (!rc &&
+        (rc = sl__openai_headers(api_key, user_agent, out->stream, out->headers, &out->nheaders)))
+        sl__openai_http_free(out);
+    return rc;
+}
+
+int sl__openai_build_body(const char *base_url, const sl_request *req, sl_openai_http *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!base_url || !req || has_crlf(base_url))
         return SL_EINVAL;
     const char *ep = sl_request_endpoint(req);
     size_t n = strlen(base_url);
@@ -76,19 +112,6 @@ int sl__openai_build(const char *base_url, const char *api_key, const char *user
     out->stream = sl_request_stream(req);
     out->body = sl__request_wire_body(req, &out->body_len);
     if (!out->body || !out->url)
-        goto nomem;
-    if (api_key && *api_key) {
-        if (!(out->headers[out->nheaders++] =
-                  str_printf("Authorization: Bearer %s%s", api_key, "")))
-            goto nomem;
-    }
-    if (!(out->headers[out->nheaders++] = strdup("Content-Type: application/json")))
-        goto nomem;
-    if (!(out->headers[out->nheaders++] =
-              strdup(out->stream ? "Accept: text/event-stream" : "Accept: application/json")))
-        goto nomem;
-    if (!(out->headers[out->nheaders++] =
-              str_printf("User-Agent: %s%s", user_agent ? user_agent : "sluice/" SL_VERSION, "")))
         goto nomem;
     return 0;
 nomem:

@@ -51,6 +51,13 @@ typedef struct sl_openai_http {
  * or LF) or SL_ENOMEM; on error *out holds nothing. */
 int sl__openai_build(const char *base_url, const char *api_key, const char *user_agent,
                      const sl_request *req, sl_openai_http *out);
+/* The same without the headers (nheaders 0): what varies from request to request. */
+int sl__openai_build_body(const char *base_url, const sl_request *req, sl_openai_http *out);
+/* Just the headers sl__openai_build adds, for a streamed request or not: up to 4 lines
+ * into out (caller frees each), their count in *n. 0, SL_EINVAL or SL_ENOMEM (then out
+ * holds nothing). */
+int sl__openai_headers(const char *api_key, const char *user_agent, int stream, char *out[4],
+                       size_t *n);
 void sl__openai_http_free(sl_openai_http *h);
 
 /* ---- the answer ------------------------------------------------------------------- */

@@ -57,9 +57,9 @@ typedef struct channel {
 } channel;
 
 struct sl_call {
-    sl_client *c; /* NULL once done: the client may be gone */
-    sl_link link; /* in c->calls while running */
-    sl_request *req;
+    sl_client *c;      /* NULL once done: the client may be gone */
+    sl_link link;      /* in c->calls while running */
+    sl_openai_http hr; /* the request, built once for every attempt */
     sl_call_opts o;
     char *url; /* for messages */
     sl_attempt *att;
@@ -131,7 +131,7 @@ static void destroy(sl_call *call)
 {
     sl__httpc_undefer(&call->task);
     sl__attempt_free(call->att);
-    sl_request_free(call->req);
+    sl__openai_http_free(&call->hr);
     free(call->url);
     channels_free(call);
     free(call->message);
@@ -473,7 +473,7 @@ static int start_attempt(sl_call *call)
     ao.on_delta = on_attempt_delta;
     ao.on_done = on_attempt_done;
     ao.user = call;
-    rc = sl__attempt_start(&call->c->env, call->req, &ao, &call->att);
+    rc = sl__attempt_start(&call->c->env, &call->hr, &ao, &call->att);
     if (rc)
         return rc;
     double now = sl__clock_ms();
@@ -768,12 +768,16 @@ int sl_call_start(sl_client *c, const sl_request *req, const sl_call_opts *o, sl
     call->res.retry_after_ms = -1;
     call->res.ratelimit = (sl_ratelimit_info){-1, -1, -1, -1};
     call->res.body = call->res.error_body = (sl_str){"", 0};
-    call->req = sl__request_copy(req);
     sl_buf url;
     sl__buf_init(&url, 0);
     sl__buf_printf(&url, "%s%s", c->base_url, sl_request_endpoint(req));
     call->url = sl__buf_steal(&url);
-    if (!call->req || !call->url)
+    if (!call->url)
+        goto fail;
+    /* Every attempt sends the same bytes: build them now, which also refuses a request
+     * that cannot be built here rather than from the loop. */
+    rc = sl__openai_build_body(c->base_url, req, &call->hr);
+    if (rc)
         goto fail;
     if (!p) {
         rc = start_attempt(call);
@@ -783,16 +787,9 @@ int sl_call_start(sl_client *c, const sl_request *req, const sl_call_opts *o, sl
         *out = call;
         return 0;
     }
-    /* Under a policy the first attempt may start later: refuse a request that cannot be
-     * built now rather than report it from the loop. */
-    sl_openai_http probe;
-    rc = sl__openai_build(c->base_url, c->api_key, c->user_agent, call->req, &probe);
-    if (rc)
-        goto fail;
-    sl__openai_http_free(&probe);
     call->track_all = p->o.max_attempts > 1;
-    long max_tokens = sl_request_max_tokens(call->req);
-    call->tokens = sl_request_estimate_tokens(call->req) +
+    long max_tokens = sl_request_max_tokens(req);
+    call->tokens = sl_request_estimate_tokens(req) +
                    (max_tokens > 0 ? max_tokens : DEFAULT_COMPLETION_ESTIMATE);
     call->deadline = sl__deadline_in(call->t_start, p->o.deadline_ms);
     sl__list_push(&c->calls, &call->link);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "llm/openai.h"
 
 #define DEFAULT_CONNECT_MS    10000
 #define DEFAULT_FIRST_BYTE_MS 120000
@@ -88,6 +89,17 @@ int sl_client_new(uv_loop_t *loop, const sl_client_opts *o, sl_client **out)
     c->env.api_key = c->api_key;
     c->env.user_agent = c->user_agent;
     c->env.max_response_bytes = c->o.max_response_bytes;
+    /* The request headers are the same for every call: made once (without them, each
+     * attempt makes its own). */
+    for (int s = 0; s < 2; s++) {
+        char *lines[4];
+        size_t n;
+        if (sl__openai_headers(c->api_key, c->user_agent, s, lines, &n) == 0) {
+            sl__httpc_headers_add(c->http, (const char *const *)lines, n, &c->env.headers[s]);
+            while (n)
+                free(lines[--n]);
+        }
+    }
     *out = c;
     return 0;
 fail_loop:

@@ -174,6 +174,47 @@ static void test_status_headers_body(void **state)
     ss_free(ss);
 }
 
+/* Header lines made once (sl__httpc_headers_add) go out with every request that names
+ * them, "Expect:" added as with per-request lines; the set lives as long as the client. */
+static void test_header_set(void **state)
+{
+    static const ss_step s0[] = {SS_STEP_READ, SS_STEP_SEND(OK_HEAD "Content-Length: 3\r\n\r\none"),
+                                 SS_STEP_READ, SS_STEP_SEND(OK_HEAD "Content-Length: 3\r\n\r\ntwo"),
+                                 SS_STEP_END};
+    static const ss_step *const scripts[] = {s0};
+    static const char *lines[] = {"X-Set: 1", "Content-Type: application/json"};
+    ss_server *ss;
+    assert_int_equal(ss_start(&loop, scripts, 1, &ss), 0);
+    sl_httpc *h = client(0, 0, 0);
+    const sl_httpc_headers *hs = NULL;
+    assert_int_equal(sl__httpc_headers_add(h, lines, 2, &hs), 0);
+    assert_non_null(hs);
+    rec x[2] = {{0}};
+    for (int i = 0; i < 2; i++) {
+        sl_httpc_req_opts ro;
+        memset(&ro, 0, sizeof ro);
+        ro.url = ss_url(ss, i ? "/two" : "/one");
+        ro.header_set = hs;
+        ro.body = "{}";
+        ro.body_len = 2;
+        ro.on_done = on_done;
+        ro.on_data = on_data;
+        ro.user = &x[i];
+        assert_int_equal(sl__httpc_start(h, &ro, &x[i].req), 0);
+        run_until(&x[i].dones);
+        assert_int_equal(x[i].err, 0);
+        const char *req = ss_request(ss, i);
+        assert_non_null(req);
+        assert_true(!strncmp(req, i ? "POST /two HTTP/1.1\r\n" : "POST /one HTTP/1.1\r\n", 20));
+        assert_non_null(strstr(req, "\r\nX-Set: 1\r\n"));
+        assert_null(strstr(req, "Expect:"));
+        sl__httpc_req_free(x[i].req);
+    }
+    assert_memory_equal(x[1].body, "two", 3);
+    sl__httpc_free(h);
+    ss_free(ss);
+}
+
 static void test_connection_reuse(void **state)
 {
     static const ss_step s0[] = {SS_STEP_READ, SS_STEP_SEND(OK_HEAD "Content-Length: 3\r\n\r\none"),
@@ -542,6 +583,7 @@ int main(void)
     setenv("no_proxy", "*", 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_status_headers_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_header_set, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_reuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connect_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_url, setup, teardown),
