@@ -4,6 +4,18 @@
  * to wake it (on_curl_timer_set: one uv_timer); we hand readiness back with
  * curl_multi_socket_action and collect finished transfers with curl_multi_info_read.
  *
+ * Sockets are watched from the moment curl asks until curl closes them (our open and
+ * close socket callbacks bracket each one), not from CURL_POLL_IN to CURL_POLL_REMOVE:
+ * a kept-alive connection goes back to curl's cache after each request and is asked for
+ * again by the next one, and re-registering it with epoll each time cost four epoll_ctl
+ * and an ioctl per request. Between requests its poll handle stays armed but unreferenced
+ * (it does not keep the loop alive); an event while curl does not want the socket (the
+ * server closed it) only stops the watch.
+ *
+ * Finished easy handles are reset and kept for the next request (up to the number of
+ * requests running, at least IDLE_EASY_MIN): creating one is most of curl's per-request
+ * cost. A handle that was paused or ended abnormally is not reused.
+ *
  * Two counters keep the re-entrancy straight. in_curl is non-zero while libcurl is on the
  * stack: then curl_multi_add_handle / remove_handle are forbidden (CURLM_RECURSIVE_API_CALL),
  * so add, cancel, free and resume are queued as the request's task. busy is non-zero
@@ -19,15 +31,23 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/clock.h"
 
 #define DEFAULT_MAX_HEADER_BYTES (64u << 10)
+#define IDLE_EASY_MIN            64
+/* curl's receive buffer, one per easy handle (16 KiB by default): SSE events are small and
+ * a streamed answer arrives a few hundred bytes at a time. curl 7.88 allocates it once per
+ * handle and a reset handle keeps it, so every request must ask for this same size. */
+#define RECV_BUFFER_BYTES (4u << 10)
 
 struct sl_httpc_headers {
     struct curl_slist *list;
     struct sl_httpc_headers *next;
 };
+
+typedef struct poll_ctx poll_ctx;
 
 struct sl_httpc {
     uv_loop_t *loop;
@@ -35,8 +55,13 @@ struct sl_httpc {
     uv_timer_t curl_timer;  /* libcurl's single timeout */
     uv_timer_t defer_timer; /* runs queued tasks */
     sl_httpc_opts o;
-    sl_link reqs;  /* requests not yet finalized */
-    sl_link polls; /* open poll contexts */
+    sl_link reqs; /* requests not yet finalized */
+    size_t nreqs;
+    sl_link polls;   /* open poll contexts */
+    poll_ctx **byfd; /* the poll context of each socket curl opened, by descriptor */
+    size_t nbyfd;
+    CURL **idle; /* reset easy handles kept for reuse */
+    size_t nidle, capidle;
     sl_httpc_headers *header_sets;
     sl_link tasks; /* queued tasks */
     sl_link batch; /* tasks taken for the current run */
@@ -46,15 +71,16 @@ struct sl_httpc {
     int closing; /* handle closes still to come before the struct can go */
 };
 
-/* One socket libcurl asked us to watch. Found through curl_multi_assign, never by fd:
- * after CURL_POLL_REMOVE the fd may be closed and reused by a new connection before the
- * old handle's close callback has run. */
-typedef struct poll_ctx {
+/* One socket curl opened and asked us to watch. Found through curl_multi_assign, or by
+ * descriptor in byfd, which our open and close socket callbacks keep exact. */
+struct poll_ctx {
     uv_poll_t poll;
     curl_socket_t fd;
     sl_httpc *h;
     sl_link link;
-} poll_ctx;
+    int armed;  /* events the poll handle watches (0: stopped) */
+    int wanted; /* events curl wants (0: none since CURL_POLL_REMOVE) */
+};
 
 struct sl_httpc_req {
     sl_httpc *h;
@@ -81,8 +107,10 @@ struct sl_httpc_req {
     unsigned freed : 1;
     unsigned done : 1;
     unsigned finalized : 1;
-    int depth;         /* > 0 while one of the owner's callbacks runs */
-    int have_retry_ms; /* retry-after-ms seen: it wins over Retry-After */
+    unsigned ever_paused : 1;
+    unsigned completed : 1; /* curl reported the transfer done with CURLE_OK */
+    int depth;              /* > 0 while one of the owner's callbacks runs */
+    int have_retry_ms;      /* retry-after-ms seen: it wins over Retry-After */
     int abort_err;
     char abort_msg[160];
     char errbuf[CURL_ERROR_SIZE];
@@ -136,6 +164,9 @@ static void on_poll_closed(uv_handle_t *handle)
 
 static void close_poll(poll_ctx *pc)
 {
+    sl_httpc *h = pc->h;
+    if ((size_t)pc->fd < h->nbyfd && h->byfd[pc->fd] == pc)
+        h->byfd[pc->fd] = NULL;
     sl__list_remove(&pc->link);
     uv_close((uv_handle_t *)&pc->poll, on_poll_closed);
 }
@@ -157,6 +188,13 @@ static void teardown(sl_httpc *h)
     h->multi = NULL;
     while (!sl__list_empty(&h->polls))
         close_poll(SL_CONTAINER_OF(h->polls.next, poll_ctx, link));
+    free(h->byfd);
+    h->byfd = NULL;
+    h->nbyfd = 0;
+    while (h->nidle)
+        curl_easy_cleanup(h->idle[--h->nidle]);
+    free(h->idle);
+    h->idle = NULL;
     while (h->header_sets) {
         sl_httpc_headers *hs = h->header_sets;
         h->header_sets = hs->next;
@@ -256,6 +294,7 @@ static void check_multi_info(sl_httpc *h)
         sl_httpc_req *r = NULL;
         curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
         remove_now(r); /* m is invalid from here on */
+        r->completed = rc == CURLE_OK && !r->canceled && !r->abort_err;
         if (r->freed) {
             finalize(r);
             continue;
@@ -285,6 +324,13 @@ static void on_poll(uv_poll_t *p, int status, int events)
 {
     poll_ctx *pc = p->data;
     sl_httpc *h = pc->h;
+    if (!pc->wanted) {
+        /* an idle kept-alive connection: the server closed it, or sent something curl
+         * will see when it next uses it. Stop watching until then. */
+        uv_poll_stop(&pc->poll);
+        pc->armed = 0;
+        return;
+    }
     int flags = 0;
     if (status < 0)
         flags = CURL_CSELECT_ERR;
@@ -297,18 +343,38 @@ static void on_poll(uv_poll_t *p, int status, int events)
     leave(h);
 }
 
+static poll_ctx *poll_of(sl_httpc *h, curl_socket_t fd)
+{
+    return fd >= 0 && (size_t)fd < h->nbyfd ? h->byfd[fd] : NULL;
+}
+
 static int on_curl_socket(CURL *e, curl_socket_t fd, int what, void *ud, void *sockp)
 {
     sl_httpc *h = ud;
-    poll_ctx *pc = sockp;
+    poll_ctx *pc = sockp ? sockp : poll_of(h, fd);
     if (what == CURL_POLL_REMOVE) {
         if (pc) {
+            /* stays armed, unreferenced, until an event or curl wants it again */
             curl_multi_assign(h->multi, fd, NULL);
-            close_poll(pc);
+            pc->wanted = 0;
+            uv_unref((uv_handle_t *)&pc->poll);
         }
         return 0;
     }
     if (!pc) {
+        if (fd < 0)
+            return -1;
+        if ((size_t)fd >= h->nbyfd) {
+            size_t n = h->nbyfd ? h->nbyfd : 64;
+            while (n <= (size_t)fd)
+                n *= 2;
+            poll_ctx **t = realloc(h->byfd, n * sizeof *t);
+            if (!t)
+                return -1;
+            memset(t + h->nbyfd, 0, (n - h->nbyfd) * sizeof *t);
+            h->byfd = t;
+            h->nbyfd = n;
+        }
         pc = calloc(1, sizeof *pc);
         if (!pc)
             return -1;
@@ -320,15 +386,46 @@ static int on_curl_socket(CURL *e, curl_socket_t fd, int what, void *ud, void *s
         pc->h = h;
         pc->poll.data = pc;
         sl__list_push(&h->polls, &pc->link);
-        curl_multi_assign(h->multi, fd, pc);
+        h->byfd[fd] = pc;
     }
+    if (!sockp)
+        curl_multi_assign(h->multi, fd, pc);
     int events = 0;
     if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
         events |= UV_READABLE;
     if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
         events |= UV_WRITABLE;
-    uv_poll_start(&pc->poll, events, on_poll);
+    if (!pc->wanted)
+        uv_ref((uv_handle_t *)&pc->poll);
+    pc->wanted = events;
+    if (pc->armed != events) {
+        /* uv_poll_start re-registers with epoll: only when the events change */
+        uv_poll_start(&pc->poll, events, on_poll);
+        pc->armed = events;
+    }
     return 0;
+}
+
+/* Every socket curl uses comes from here: a descriptor the kernel hands out again is a new
+ * socket, so whatever was kept for an old one of that number goes. */
+static curl_socket_t on_curl_open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    sl_httpc *h = ud;
+    curl_socket_t fd = socket(a->family, a->socktype, a->protocol);
+    poll_ctx *pc = poll_of(h, fd);
+    if (pc)
+        close_poll(pc);
+    return fd;
+}
+
+/* curl has removed the socket from its watch list (CURL_POLL_REMOVE) before this. */
+static int on_curl_close_socket(void *ud, curl_socket_t fd)
+{
+    sl_httpc *h = ud;
+    poll_ctx *pc = poll_of(h, fd);
+    if (pc)
+        close_poll(pc); /* stops the watch before the descriptor goes */
+    return close(fd);
 }
 
 static void on_curl_timeout(uv_timer_t *t)
@@ -397,6 +494,36 @@ static void on_req_closed(uv_handle_t *handle)
     free(handle->data);
 }
 
+/* An easy handle for a new request: a kept one if there is one. */
+static CURL *take_easy(sl_httpc *h)
+{
+    return h->nidle ? h->idle[--h->nidle] : curl_easy_init();
+}
+
+/* A finished request's easy handle: kept for reuse when it ended cleanly and the pool is
+ * not over the number of requests running. Never inside libcurl. */
+static void release_easy(sl_httpc *h, CURL *e, int clean)
+{
+    if (!e)
+        return;
+    size_t cap = h->nreqs > IDLE_EASY_MIN ? h->nreqs : IDLE_EASY_MIN;
+    if (clean && !h->dying && h->nidle < cap) {
+        if (h->nidle == h->capidle) {
+            size_t n = h->capidle ? h->capidle * 2 : 16;
+            CURL **v = realloc(h->idle, n * sizeof *v);
+            if (!v)
+                goto drop;
+            h->idle = v;
+            h->capidle = n;
+        }
+        curl_easy_reset(e);
+        h->idle[h->nidle++] = e;
+        return;
+    }
+drop:
+    curl_easy_cleanup(e);
+}
+
 /* Release everything of r. Never inside libcurl (it may remove the easy handle). */
 static void finalize(sl_httpc_req *r)
 {
@@ -405,9 +532,10 @@ static void finalize(sl_httpc_req *r)
     r->finalized = 1;
     sl__httpc_undefer(&r->task);
     remove_now(r);
-    curl_easy_cleanup(r->easy);
+    release_easy(r->h, r->easy, r->completed && !r->ever_paused);
     r->easy = NULL;
     curl_slist_free_all(r->hdrs);
+    r->h->nreqs--;
     sl__buf_free(&r->head.raw);
     sl__list_remove(&r->link);
     uv_close((uv_handle_t *)&r->timer, on_req_closed);
@@ -810,7 +938,7 @@ int sl__httpc_start(sl_httpc *h, const sl_httpc_req_opts *o, sl_httpc_req **out)
     if (!o->header_set && (rc = header_list(o->headers, o->nheaders, &r->hdrs)))
         goto fail;
     rc = SL_ENOMEM;
-    r->easy = curl_easy_init();
+    r->easy = take_easy(h);
     if (!r->easy)
         goto fail;
 
@@ -829,6 +957,12 @@ int sl__httpc_start(sl_httpc *h, const sl_httpc_req_opts *o, sl_httpc_req **out)
     if (connect_ms > 0)
         curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, o->header_set ? o->header_set->list : r->hdrs);
+    if (curl_easy_setopt(e, CURLOPT_BUFFERSIZE, (long)RECV_BUFFER_BYTES) != CURLE_OK)
+        goto fail; /* never run a kept handle with another size than its buffer's */
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_curl_open_socket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, h);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_curl_close_socket);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, h);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_curl_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_curl_header);
@@ -845,6 +979,7 @@ int sl__httpc_start(sl_httpc *h, const sl_httpc_req_opts *o, sl_httpc_req **out)
 
     r->t_start = uv_now(h->loop);
     sl__list_push(&h->reqs, &r->link);
+    h->nreqs++;
     uv_timer_init(h->loop, &r->timer);
     r->timer.data = r;
     if (h->in_curl) {
@@ -874,6 +1009,7 @@ void sl__httpc_pause(sl_httpc_req *r)
     if (!r || r->paused || r->done || r->canceled || r->freed)
         return;
     r->paused = 1;
+    r->ever_paused = 1;
     r->resume_wanted = 0;
     /* Inside libcurl the write callback answers CURL_WRITEFUNC_PAUSE instead. */
     if (r->in_multi && !r->h->in_curl) {

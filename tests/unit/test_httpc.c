@@ -215,6 +215,127 @@ static void test_header_set(void **state)
     ss_free(ss);
 }
 
+/* Finished easy handles are reset and reused: a request on a reused handle carries its
+ * own URL, body and headers, nothing of the one before (freed inside on_done, as the call
+ * layer does), including after a cancelled one. */
+static void test_easy_handle_reuse(void **state)
+{
+    static const ss_step s0[] = {
+        SS_STEP_READ, SS_STEP_SEND(OK_HEAD "Content-Length: 1\r\n\r\n1"),
+        SS_STEP_READ, SS_STEP_SEND(OK_HEAD "Content-Length: 1\r\n\r\n2"),
+        SS_STEP_READ, SS_STEP_SEND(OK_HEAD "Content-Length: 1\r\n\r\n3"),
+        SS_STEP_READ, SS_STEP_SEND(OK_HEAD "Content-Length: 9\r\n\r\npart"),
+        SS_STEP_STALL};
+    static const ss_step s1[] = {SS_STEP_READ, SS_STEP_SEND(OK_HEAD "Content-Length: 1\r\n\r\n4"),
+                                 SS_STEP_END};
+    static const ss_step *const scripts[] = {s0, s1};
+    static const char *lines[] = {"X-Set: 1"};
+    ss_server *ss;
+    assert_int_equal(ss_start(&loop, scripts, 2, &ss), 0);
+    sl_httpc *h = client(0, 0, 0);
+    const sl_httpc_headers *hs = NULL;
+    assert_int_equal(sl__httpc_headers_add(h, lines, 1, &hs), 0);
+    rec x[4] = {{0}};
+    for (int i = 0; i < 3; i++) {
+        x[i].free_in_done = 1;
+        if (i == 1) {
+            sl_httpc_req_opts ro;
+            memset(&ro, 0, sizeof ro);
+            ro.url = ss_url(ss, "/set");
+            ro.header_set = hs;
+            ro.on_done = on_done;
+            ro.on_data = on_data;
+            ro.user = &x[i];
+            assert_int_equal(sl__httpc_start(h, &ro, &x[i].req), 0); /* a GET */
+        } else {
+            start(h, ss_url(ss, i ? "/three" : "/one"), &x[i]);
+        }
+        run_until(&x[i].dones);
+        assert_int_equal(x[i].err, 0);
+        assert_int_equal(x[i].body_len, 1);
+        assert_int_equal(x[i].body[0], '1' + i);
+    }
+    const char *r1 = ss_request(ss, 1), *r2 = ss_request(ss, 2);
+    assert_true(!strncmp(r1, "GET /set HTTP/1.1\r\n", 19));
+    assert_non_null(strstr(r1, "\r\nX-Set: 1\r\n"));
+    assert_null(strstr(r1, "X-Test"));
+    assert_null(strstr(r1, "{\"a\":1}"));
+    assert_true(!strncmp(r2, "POST /three HTTP/1.1\r\n", 22));
+    assert_non_null(strstr(r2, "\r\nX-Test: yes\r\n"));
+    assert_null(strstr(r2, "X-Set"));
+    assert_non_null(strstr(r2, "\r\n\r\n{\"a\":1}"));
+
+    /* a request cancelled halfway (its connection closed) does not leave its handle in
+     * the pool; the next request works all the same, on a new connection */
+    rec c = {0};
+    c.cancel_after_datas = 1;
+    sl_httpc_req *rc = start(h, ss_url(ss, "/cut"), &c);
+    run_until(&c.dones);
+    assert_int_equal(c.err, SL_ECANCELED);
+    sl__httpc_req_free(rc);
+    x[3].free_in_done = 1;
+    start(h, ss_url(ss, "/four"), &x[3]);
+    run_until(&x[3].dones);
+    assert_int_equal(x[3].err, 0);
+    assert_int_equal(x[3].body[0], '4');
+    assert_int_equal(ss_accepts(ss), 2);
+    sl__httpc_free(h);
+    ss_free(ss);
+}
+
+static void on_check(uv_check_t *c)
+{
+    (*(int *)c->data)++;
+}
+
+static void on_close_nothing(uv_handle_t *h) {}
+
+static void on_wait(uv_timer_t *t) {}
+
+/* A kept-alive connection stays watched between requests without keeping the loop busy:
+ * when the server closes it, the watch stops (the loop does not spin on the closed
+ * socket), and the next request opens a new connection. */
+static void test_idle_connection_closed_by_server(void **state)
+{
+    static const ss_step s0[] = {SS_STEP_READ, SS_STEP_SEND(OK_HEAD "Content-Length: 3\r\n\r\none"),
+                                 SS_STEP_WAIT(20), SS_STEP_CLOSE};
+    static const ss_step s1[] = {SS_STEP_READ, SS_STEP_SEND(OK_HEAD "Content-Length: 3\r\n\r\ntwo"),
+                                 SS_STEP_END};
+    static const ss_step *const scripts[] = {s0, s1};
+    ss_server *ss;
+    assert_int_equal(ss_start(&loop, scripts, 2, &ss), 0);
+    sl_httpc *h = client(0, 0, 0);
+    rec a = {0}, b = {0};
+    a.free_in_done = 1;
+    start(h, ss_url(ss, "/a"), &a);
+    run_until(&a.dones);
+    assert_int_equal(a.err, 0);
+    /* let the server close the idle connection, counting loop turns meanwhile */
+    int turns = 0;
+    uv_check_t check;
+    uv_check_init(&loop, &check);
+    check.data = &turns;
+    uv_check_start(&check, on_check);
+    uv_timer_t wait;
+    uv_timer_init(&loop, &wait);
+    int closed = 0;
+    wait.data = &closed;
+    uv_timer_start(&wait, on_wait, 100, 0);
+    while (uv_is_active((uv_handle_t *)&wait))
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_true(turns < 50); /* a spinning loop turns thousands of times in 100 ms */
+    uv_close((uv_handle_t *)&check, on_close_nothing);
+    uv_close((uv_handle_t *)&wait, on_close_nothing);
+    b.free_in_done = 1;
+    start(h, ss_url(ss, "/b"), &b);
+    run_until(&b.dones);
+    assert_int_equal(b.err, 0);
+    assert_memory_equal(b.body, "two", 3);
+    assert_int_equal(ss_accepts(ss), 2);
+    sl__httpc_free(h);
+    ss_free(ss);
+}
+
 static void test_connection_reuse(void **state)
 {
     static const ss_step s0[] = {SS_STEP_READ, SS_STEP_SEND(OK_HEAD "Content-Length: 3\r\n\r\none"),
@@ -585,6 +706,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_status_headers_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_header_set, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_reuse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_easy_handle_reuse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idle_connection_closed_by_server, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connect_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_url, setup, teardown),
         cmocka_unit_test_setup_teardown(test_first_byte_timeout, setup, teardown),
