@@ -44,7 +44,7 @@ struct sl_attempt {
     int depth;
     int abort_err; /* set when on_data decided to stop the transfer */
     sl_attempt_result res;
-    char msg[1024];
+    char *msg; /* res.message: made on error only */
     sl_httpc_task task;
     sl_attempt_delta_cb on_delta;
     sl_attempt_done_cb on_done;
@@ -66,6 +66,7 @@ static void destroy(sl_attempt *a)
     sl__openai_parser_free(a->parser);
     sl__openai_http_free(&a->own);
     sl__buf_free(&a->raw);
+    free(a->msg);
     free(a);
 }
 
@@ -78,8 +79,16 @@ static void leave(sl_attempt *a)
 static void set_error(sl_attempt *a, int err, const char *detail)
 {
     a->res.error = err;
-    snprintf(a->msg, sizeof a->msg, "POST %s: %s", a->hr->url, detail);
-    a->res.message = a->msg;
+    sl_buf m;
+    sl__buf_init(&m, 0);
+    sl__buf_printf(&m, "POST %s: %s", a->hr->url, detail);
+    if (m.len > 1023) { /* the length it always had */
+        m.len = 1023;
+        m.data[m.len] = '\0';
+    }
+    free(a->msg);
+    a->msg = sl__buf_steal(&m);
+    a->res.message = a->msg ? a->msg : sl_strerror(err);
 }
 
 static void deliver(sl_attempt *a, const sl_delta *d)

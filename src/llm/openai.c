@@ -241,6 +241,7 @@ struct sl_openai_parser {
     sl_jmembers mtop, mchoice, mdelta; /* the members of the objects being read */
     sl_buf scratch[NSCRATCH];
     sl_buf error_body;
+    char *message;  /* out.message once failed */
     json_t *parsed; /* non-streamed: the body */
     sl_buf body;
     sl_openai_out out;
@@ -290,6 +291,7 @@ sl_openai_parser *sl__openai_parser_new(sl_openai_kind kind, size_t max_event,
         sl__buf_init(&p->scratch[i], 0);
     sl__buf_init(&p->error_body, p->max_event);
     sl__buf_init(&p->body, 0);
+    p->out.message = "";
     sl__buf_init(&p->usage, 0);
     sl__buf_init(&p->finish_out, 0);
     p->out.usage.prompt_tokens = -1;
@@ -320,6 +322,7 @@ void sl__openai_parser_free(sl_openai_parser *p)
     for (int i = 0; i < NSCRATCH; i++)
         sl__buf_free(&p->scratch[i]);
     sl__buf_free(&p->error_body);
+    free(p->message);
     json_decref(p->parsed);
     sl__buf_free(&p->body);
     free(p);
@@ -334,7 +337,12 @@ static int fail(sl_openai_parser *p, int err, const char *fmt, const char *arg)
 {
     if (!p->out.error) {
         p->out.error = err;
-        snprintf(p->out.message, sizeof p->out.message, fmt, arg);
+        /* at most 511 bytes, as the fixed buffer this replaced */
+        char *m = malloc(512);
+        if (m)
+            snprintf(m, 512, fmt, arg);
+        p->message = m;
+        p->out.message = m ? m : sl_strerror(err);
     }
     p->failed = 1;
     return err;

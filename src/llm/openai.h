@@ -69,12 +69,13 @@ typedef int (*sl_openai_delta_cb)(void *user, const sl_delta *d);
 typedef struct sl_openai_parser sl_openai_parser;
 
 typedef struct sl_openai_out {
-    int error;         /* 0, SL_EPROTO, SL_EHTTP (an error object in a 2xx answer), SL_ELIMIT */
-    char message[512]; /* error: what went wrong, with the provider's message; no URL */
-    int error_status;  /* SL_EHTTP: the status the provider's error object names, else 0 */
-    sl_str error_body; /* SL_EHTTP: the error event's data or the body */
-    sl_str text;       /* choice 0's content */
-    sl_str reasoning;  /* choice 0's reasoning */
+    int error;           /* 0, SL_EPROTO, SL_EHTTP (an error object in a 2xx answer), SL_ELIMIT */
+    const char *message; /* error: what went wrong, with the provider's message; no URL;
+                            "" without one */
+    int error_status;    /* SL_EHTTP: the status the provider's error object names, else 0 */
+    sl_str error_body;   /* SL_EHTTP: the error event's data or the body */
+    sl_str text;         /* choice 0's content */
+    sl_str reasoning;    /* choice 0's reasoning */
     const char *finish_reason; /* choice 0's, or NULL */
     sl_usage usage;            /* -1 where the provider did not say */
     sl_str body;               /* after finish / parse_body: the response object as JSON */

@@ -79,9 +79,10 @@ struct sl_call {
     char *request_id;
     sl_buf body;
     sl_buf error_body;
-    sl_attempt_info log[SL_ATTEMPT_LOG_MAX];
-    sl_httpc_task task; /* finishing from the loop when no attempt runs */
-    int pending_err;    /* the call ends with this (and pending_msg), whatever the attempt */
+    sl_attempt_info log1; /* the attempt log while there was one attempt (the usual case) */
+    sl_attempt_info *log; /* NULL, or SL_ATTEMPT_LOG_MAX entries once there were more */
+    sl_httpc_task task;   /* finishing from the loop when no attempt runs */
+    int pending_err;      /* the call ends with this (and pending_msg), whatever the attempt */
     char *pending_msg;
     int phase;
     /* policy */
@@ -138,6 +139,7 @@ static void destroy(sl_call *call)
     free(call->finish_reason);
     free(call->request_id);
     free(call->pending_msg);
+    free(call->log);
     sl__buf_free(&call->body);
     sl__buf_free(&call->error_body);
     free(call);
@@ -249,12 +251,27 @@ static long channels_finish_replay(sl_call *call)
 
 /* ---- results ------------------------------------------------------------------------- */
 
+/* Entry i of the attempt log, or NULL (past SL_ATTEMPT_LOG_MAX, or no memory). */
+static sl_attempt_info *log_entry(sl_call *call, int i)
+{
+    if (i < 0 || i >= SL_ATTEMPT_LOG_MAX)
+        return NULL;
+    if (!call->log) {
+        if (i == 0)
+            return &call->log1;
+        call->log = calloc(SL_ATTEMPT_LOG_MAX, sizeof *call->log);
+        if (!call->log)
+            return NULL;
+        call->log[0] = call->log1;
+    }
+    return &call->log[i];
+}
+
 static void log_attempt(sl_call *call, int err, int status, double now)
 {
-    int i = call->attempts - 1;
-    if (i < 0 || i >= SL_ATTEMPT_LOG_MAX)
+    sl_attempt_info *a = log_entry(call, call->attempts - 1);
+    if (!a)
         return;
-    sl_attempt_info *a = &call->log[i];
     a->error = err;
     a->http_status = status;
     a->duration_ms = now - call->t_attempt;
@@ -275,9 +292,9 @@ static void finish(sl_call *call)
         call->c = NULL;
     }
     call->res.attempts = call->attempts;
-    call->res.attempt_log_len =
-        call->attempts < SL_ATTEMPT_LOG_MAX ? call->attempts : SL_ATTEMPT_LOG_MAX;
-    call->res.attempt_log = call->attempts ? call->log : NULL;
+    int kept = call->log ? SL_ATTEMPT_LOG_MAX : 1; /* 1: also when the array was not to be had */
+    call->res.attempt_log_len = call->attempts < kept ? call->attempts : kept;
+    call->res.attempt_log = !call->attempts ? NULL : call->log ? call->log : &call->log1;
     call->res.text = channel_text(call, SL_DELTA_CONTENT);
     call->res.reasoning = channel_text(call, SL_DELTA_REASONING);
     call->res.timings.ttft_ms = call->t_first_delta >= 0 ? call->t_first_delta - call->t_start : -1;
@@ -479,8 +496,8 @@ static int start_attempt(sl_call *call)
     double now = sl__clock_ms();
     call->attempts++;
     call->t_attempt = now;
-    if (call->attempts <= SL_ATTEMPT_LOG_MAX) {
-        sl_attempt_info *li = &call->log[call->attempts - 1];
+    sl_attempt_info *li = log_entry(call, call->attempts - 1);
+    if (li) {
         li->start_ms = now - call->t_start;
         li->wait_ms = call->p ? now - call->t_wait : 0;
         li->delay_ms = -1;
@@ -694,8 +711,9 @@ static int schedule_retry(sl_call *call, int err, double now, double *delay_out)
     /* a retry that could not start before the deadline is not worth waiting for */
     if (!sl__deadline_allows(call->deadline, now, delay))
         return 0;
-    if (call->attempts <= SL_ATTEMPT_LOG_MAX)
-        call->log[call->attempts - 1].delay_ms = delay;
+    sl_attempt_info *li = log_entry(call, call->attempts - 1);
+    if (li)
+        li->delay_ms = delay;
     p->st.retries++;
     call->phase = PH_BACKOFF;
     sl__policy_wake_at(p, &call->backoff_w, now + delay);
