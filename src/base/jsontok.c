@@ -640,7 +640,22 @@ static uint32_t count_members(const sl_jtoks *t, uint32_t obj)
  * for all of them; returns how many it holds. */
 static uint32_t few_members(const sl_jtoks *t, uint32_t obj, sl_jmember *out)
 {
+    /* Usually every name differs in length or ends: a bit per (length, first, last byte)
+     * shows it without comparing names; a shared bit or an escape means comparing. */
+    uint64_t seen = 0;
     uint32_t n = 0;
+    for (uint32_t k = obj + 1; k < t->v[obj].next; k = t->v[k + 1].next) {
+        const sl_jtok *v = &t->v[k];
+        const unsigned char *s = (const unsigned char *)t->src + v->start;
+        uint64_t bit = (uint64_t)1 << ((v->len * 7u + s[1] + s[v->len - 2] * 3u) & 63);
+        if (v->esc || (seen & bit))
+            goto compare;
+        seen |= bit;
+        out[n++] = (sl_jmember){k, k + 1};
+    }
+    return n;
+compare:
+    n = 0;
     for (uint32_t k = obj + 1; k < t->v[obj].next; k = t->v[k + 1].next) {
         uint32_t j = 0;
         while (j < n && !same_key(t, out[j].key, k))

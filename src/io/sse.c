@@ -44,6 +44,7 @@ static sl_str buf_str(const sl_buf *b)
 static void reset_event(sl_sse_parser *p)
 {
     sl__buf_reset(&p->data);
+    p->data_is_ref = 0;
     sl__buf_reset(&p->type);
     p->have_data = 0;
 }
@@ -63,7 +64,7 @@ static int dispatch(sl_sse_parser *p, int *stopped)
         ev.type.ptr = "message";
         ev.type.len = 7;
     }
-    ev.data = buf_str(&p->data);
+    ev.data = p->data_is_ref ? (sl_str){p->data_ref, p->data_ref_len} : buf_str(&p->data);
     ev.id = buf_str(&p->id);
     ev.retry_ms = p->retry_ms;
     if (p->on_event)
@@ -97,8 +98,21 @@ static void set_retry(sl_sse_parser *p, const char *v, size_t vlen)
     p->retry_ms = ms;
 }
 
-/* One complete line (without its line end), at most max_line bytes. */
-static int process_line(sl_sse_parser *p, const char *s, size_t n, int *stopped)
+/* The data line held in place goes into the data buffer (the feed it is in ends, or
+ * another line joins it). */
+static int copy_data_ref(sl_sse_parser *p)
+{
+    if (!p->data_is_ref)
+        return 0;
+    int rc = sl__buf_append(&p->data, p->data_ref, p->data_ref_len);
+    if (!rc)
+        p->data_is_ref = 0;
+    return rc;
+}
+
+/* One complete line (without its line end), at most max_line bytes. in_place: it lies in
+ * the caller's feed, which lasts until the feed returns. */
+static int process_line(sl_sse_parser *p, const char *s, size_t n, int in_place, int *stopped)
 {
     int rc = 0;
     if (n == 0)
@@ -118,6 +132,17 @@ static int process_line(sl_sse_parser *p, const char *s, size_t n, int *stopped)
         }
     }
     if (field_is(name, nlen, "data")) {
+        if (!p->have_data && in_place) {
+            if (vlen > p->max_event)
+                return SL_ELIMIT;
+            p->data_ref = v;
+            p->data_ref_len = vlen;
+            p->data_is_ref = 1;
+            p->have_data = 1;
+            return 0;
+        }
+        if ((rc = copy_data_ref(p)))
+            return rc;
         /* Reserve first so a failed append leaves the event as it was. */
         size_t need = vlen + (p->have_data ? 1 : 0);
         rc = sl__buf_reserve(&p->data, need);
@@ -148,12 +173,12 @@ static int take_line(sl_sse_parser *p, const char *s, size_t n, int *stopped)
     if (p->line.len == 0) {
         if (n > p->max_line)
             return SL_ELIMIT;
-        return process_line(p, s, n, stopped);
+        return process_line(p, s, n, 1, stopped);
     }
     rc = sl__buf_append(&p->line, s, n);
     if (rc)
         return rc;
-    rc = process_line(p, p->line.data, p->line.len, stopped);
+    rc = process_line(p, p->line.data, p->line.len, 0, stopped);
     sl__buf_reset(&p->line);
     return rc;
 }
@@ -214,6 +239,8 @@ static int parse(sl_sse_parser *p, const char *data, size_t len, size_t base)
     }
 out:
     p->consumed = base + i;
+    if (!rc)
+        rc = copy_data_ref(p); /* the feed's bytes go when it returns */
     if (rc && !stopped)
         p->failed = rc;
     return rc;

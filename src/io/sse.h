@@ -12,7 +12,9 @@
  *
  * Feed any split of the input: the events and their order do not depend on it.
  * Complete lines inside one feed are parsed in place; only a line cut by the end of a
- * feed is copied, so the cost is linear in the input. */
+ * feed is copied, so the cost is linear in the input. An event of one data line inside
+ * one feed is handed to the callback in place too; its data is copied only when a second
+ * line joins it or the feed ends before the event does. */
 #ifndef SL_IO_SSE_H
 #define SL_IO_SSE_H
 
@@ -41,8 +43,11 @@ typedef int (*sl_sse_event_cb)(void *user, const sl_sse_event *ev);
 typedef struct sl_sse_parser {
     sl_sse_event_cb on_event;
     void *user;
-    sl_buf line; /* the incomplete line */
-    sl_buf data; /* the event's data so far */
+    sl_buf line;          /* the incomplete line */
+    sl_buf data;          /* the event's data so far, unless data_ref holds it */
+    const char *data_ref; /* the event's one data line, in place in the current feed */
+    size_t data_ref_len;
+    int data_is_ref;
     sl_buf type;
     sl_buf id;
     long retry_ms;

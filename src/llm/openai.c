@@ -229,7 +229,7 @@ struct sl_openai_parser {
      * non-null value (the same in nearly every chunk: compared, not parsed), in the order
      * they first came. Turned into JSON values once, at the end. */
     str_field *head;
-    int nhead;
+    int nhead, headcap;
     sl_buf usage;  /* the JSON text of the provider's last usage object */
     int has_usage; /* and its numbers: */
     sl_usage usage_n;
@@ -749,10 +749,15 @@ static int keep_head(sl_openai_parser *p, uint32_t k, uint32_t v, uint32_t *hint
         int rc = tok_key(p, k, &key);
         if (rc)
             return rc;
-        str_field *n = realloc(p->head, (size_t)(p->nhead + 1) * sizeof *n);
-        if (!n)
-            return nomem(p);
-        p->head = n;
+        if (p->nhead == p->headcap) {
+            int cap = p->headcap ? p->headcap * 2 : 8;
+            str_field *n = realloc(p->head, (size_t)cap * sizeof *n);
+            if (!n)
+                return nomem(p);
+            p->head = n;
+            p->headcap = cap;
+        }
+        str_field *n = p->head;
         f = &n[p->nhead];
         sl__buf_init(&f->val, 0);
         if (!(f->key = strdup(key)))
@@ -1139,7 +1144,10 @@ static int write_body(sl_openai_parser *p)
     static const char *const order[] = {"id", "object", "created", "model", "system_fingerprint"};
     sl_buf *b = &p->body;
     int first = 1;
-    int rc = PUT(b, "{");
+    /* about the size it will have: the text and the fields around it */
+    int rc = sl__buf_reserve(b, p->assembled + 512);
+    if (!rc)
+        rc = PUT(b, "{");
     for (int i = 0; !rc && i < 5; i++) {
         const str_field *f = head_field(p, order[i]);
         if (i == 1) {

@@ -253,15 +253,30 @@ char *sl__request_wire_body(const sl_request *r, size_t *len)
     json_t *opts = json_object_get(r->body, "stream_options");
     if ((stream && (!chat || opts)) || (!stream && !opts))
         return sl__json_dump_exact(r->body, len);
+    if (stream) {
+        /* "stream_options" goes last, where json_object_set_new would put it: written
+         * after the body rather than through a copy of it */
+        sl_buf b;
+        sl__buf_init(&b, 0);
+        if (sl__buf_reserve(&b, 256) || sl__json_write(&b, r->body)) {
+            sl__buf_free(&b);
+            return NULL;
+        }
+        b.len--; /* the closing brace */
+        if (sl__buf_append_str(&b, json_object_size(r->body) ? "," : "") ||
+            sl__buf_append_str(&b, "\"stream_options\":{\"include_usage\":true}}")) {
+            sl__buf_free(&b);
+            return NULL;
+        }
+        if (len)
+            *len = b.len;
+        return sl__buf_steal(&b);
+    }
     /* a shallow copy: the values are shared, only the top level differs */
     json_t *b = json_copy(r->body);
     if (!b)
         return NULL;
-    int rc;
-    if (stream)
-        rc = json_object_set_new(b, "stream_options", json_pack("{s:b}", "include_usage", 1));
-    else
-        rc = json_object_del(b, "stream_options");
+    int rc = json_object_del(b, "stream_options");
     char *s = rc ? NULL : sl__json_dump_exact(b, len);
     json_decref(b);
     return s;
