@@ -19,18 +19,19 @@
 typedef struct sl_mock sl_mock;
 
 typedef struct sl_mock_opts {
-    double ttft_ms;      /* delay before the first chunk (or the whole non-streamed body) */
-    double interval_ms;  /* delay between chunks */
-    int chunks;          /* answer length in chunks (about one token each); default 20 */
-    double fail_rate;    /* share of requests answered with fail_status; default 0 */
-    int fail_status;     /* default 500; 429 carries Retry-After and retry-after-ms */
-    uint64_t seed;       /* default 1 */
-    int rpm;             /* requests per minute before answering 429; 0 = no limit */
-    int cut_after;       /* close the stream abruptly after this many chunks; -1 = never */
-    int garbage_after;   /* send garbage bytes after this many chunks; -1 = never */
-    int stall;           /* 1: accept the request, then send nothing */
-    double slow_read_ms; /* slow reader: pause this long between reads of a request body */
-    size_t max_body;     /* request body cap; default 1 MiB */
+    double ttft_ms;        /* delay before the first chunk (or the whole non-streamed body) */
+    double interval_ms;    /* delay between chunks */
+    int chunks;            /* answer length in chunks (about one token each); default 20 */
+    double fail_rate;      /* share of requests answered with fail_status; default 0 */
+    int fail_status;       /* default 500; 429 carries Retry-After and retry-after-ms */
+    uint64_t seed;         /* default 1 */
+    int rpm;               /* requests per minute before answering 429; 0 = no limit */
+    int cut_after;         /* close the stream abruptly after this many chunks; -1 = never */
+    int garbage_after;     /* send garbage bytes after this many chunks; -1 = never */
+    int stall;             /* 1: accept the request, then send nothing */
+    double slow_read_ms;   /* slow reader: pause this long between reads of a request body */
+    size_t max_body;       /* request body cap; default 1 MiB */
+    double retry_after_ms; /* Retry-After of a fail_status 429; default 1000 */
 } sl_mock_opts;
 
 typedef struct sl_mock_stats {
@@ -38,6 +39,13 @@ typedef struct sl_mock_stats {
 } sl_mock_stats;
 
 void sl_mock_opts_init(sl_mock_opts *o);
+
+/* Set one option by its name, as on the command line and in the x-mock header:
+ * "ttft-ms", "interval-ms", "chunks", "fail-rate", "fail-status", "retry-after-ms",
+ * "seed", "rpm", "cut-after", "garbage-after", "stall", "slow-read-ms", "max-body"
+ * ('_' may stand for '-'). value is decimal text. 0, or SL_EINVAL for an unknown key or
+ * a bad or out-of-range value (then o is unchanged). See docs/mock.md for the ranges. */
+int sl_mock_opts_set(sl_mock_opts *o, const char *key, const char *value);
 
 /* Create a mock on loop and listen on host:port (port 0: a free port). 0, SL_EADDR,
  * SL_EINVAL or SL_ENOMEM. */
