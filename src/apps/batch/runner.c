@@ -192,7 +192,8 @@ struct sl_batch {
     sl_batch_summary *sum;
     sl_batch_counters cnt;
     sl_batch_progress prog;
-    sl_buf line; /* progress rendering */
+    sl_buf line;   /* progress rendering */
+    sl_buf result; /* the result line being written */
     slot *slots;
     int *free_slots;
     int nfree;
@@ -501,23 +502,53 @@ static void fatal(sl_batch *b)
 
 /* ---- results ---------------------------------------------------------------------- */
 
-static void write_result(sl_batch *b, const sl_batch_result *r, int failed)
+/* Write r to OUTPUT (and, failed, to the errors file). Returns failed, or 1 when a result
+ * too large for a line was written as a failure instead. */
+static int write_result(sl_batch *b, const sl_batch_result *r, int failed)
 {
     if (b->fatal)
-        return;
-    int rc = sl__batch_output_put(b->out, r);
+        return failed;
+    /* One line, the same bytes in OUTPUT and in the errors file (same "id"). */
+    char req_id[SL_BATCH_REQ_ID_LEN];
+    sl__batch_output_next_req_id(b->out, req_id);
+    sl__buf_reset(&b->result);
+    int rc = sl__batch_result_line(&b->result, req_id, r);
+    if (rc) {
+        /* Too large or out of memory: the id still gets its line, without the body. */
+        sl_batch_result small = *r;
+        small.body = (sl_str){NULL, 0};
+        small.error_code = "error";
+        small.error_message = rc == SL_ELIMIT ? "the result is too large to write"
+                                              : "out of memory writing the result";
+        failed = 1;
+        sl__buf_reset(&b->result);
+        if (sl__batch_result_line(&b->result, req_id, &small)) {
+            say(b, "cannot build the result line of %s", r->custom_id);
+            fatal(b);
+            return failed;
+        }
+    }
+    rc = sl__batch_output_write_line(b->out, b->result.data, b->result.len, r->custom_id);
     if (rc < 0) {
         say(b, "cannot write %s: %s", b->output,
             *sl__batch_output_error(b->out) ? sl__batch_output_error(b->out) : sl_strerror(rc));
         fatal(b);
-        return;
+        return failed;
     }
     /* OUTPUT first: it is the record; the errors file copies its failed lines. */
-    if (failed && b->errs && (rc = sl__batch_output_put(b->errs, r)) < 0) {
+    if (failed && b->errs &&
+        (rc = sl__batch_output_write_line(b->errs, b->result.data, b->result.len, r->custom_id)) <
+            0) {
         say(b, "cannot write %s: %s", b->errors,
             *sl__batch_output_error(b->errs) ? sl__batch_output_error(b->errs) : sl_strerror(rc));
         fatal(b);
     }
+    if (b->result.cap > 1u << 20) {
+        /* one huge answer must not pin its memory for the rest of the run */
+        sl__buf_free(&b->result);
+        sl__buf_init(&b->result, SL_BATCH_MAX_RESULT_LINE);
+    }
+    return failed;
 }
 
 /* The "error.code" of a failed call in the output line. */
@@ -566,13 +597,17 @@ static void record_call(sl_batch *b, const slot *s, const sl_result *res)
         r.error_code = error_code_of(res, code, sizeof code);
         r.error_message = res->message ? res->message : sl_strerror(res->error);
     }
-    write_result(b, &r, failed);
+    if (write_result(b, &r, failed) && !failed) {
+        failed = 1; /* written as a failure: the answer did not fit in a line */
+        r.error_message = "the result is too large to write";
+    }
 
     sl_batch_record rec;
     memset(&rec, 0, sizeof rec);
     rec.id = s->id;
     rec.line_no = s->line_no;
-    rec.outcome = sl__batch_outcome_of(res->error, res->http_status);
+    rec.outcome = failed && !res->error ? SL_BATCH_PROTOCOL
+                                        : sl__batch_outcome_of(res->error, res->http_status);
     rec.http_status = res->http_status;
     rec.message = failed ? r.error_message : NULL;
     rec.total_ms = res->timings.total_ms;
@@ -813,6 +848,7 @@ void sl_batch_free(sl_batch *b)
         free(b->sum);
     }
     sl__buf_free(&b->line);
+    sl__buf_free(&b->result);
     if (b->slots)
         for (int i = 0; i < b->o.concurrency; i++)
             free(b->slots[i].id);
@@ -873,6 +909,8 @@ int sl_batch_new(uv_loop_t *loop, const sl_batch_opts *o, sl_batch **out, char *
     b->msg = o->messages ? o->messages : stderr;
     b->input_name = strcmp(o->input, "-") ? b->input : "stdin";
     sl__buf_init(&b->line, 0);
+    /* never a line longer than a resume can read back */
+    sl__buf_init(&b->result, SL_BATCH_MAX_RESULT_LINE);
     b->sum = malloc(sizeof *b->sum);
     b->slots = calloc((size_t)o->concurrency, sizeof *b->slots);
     b->free_slots = malloc((size_t)o->concurrency * sizeof *b->free_slots);
