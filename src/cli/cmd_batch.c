@@ -245,9 +245,10 @@ int cmd_batch(int argc, char **argv)
     int rc;
     sl_mock_opts mo;
     sl_mock_opts_init(&mo);
-    /* The embedded mock for batch: quick enough to run the bundled examples in a few
-     * seconds, slow enough that concurrency and the progress bar are real. */
-    mo.ttft_ms = 50;
+    /* The embedded mock for batch: a quarter of a second per answer (plus 10 ms a chunk
+     * when streamed), so the bundled 200 prompts take about a second at -c 50: quick,
+     * yet concurrency and the progress bar are real. */
+    mo.ttft_ms = 250;
     mo.interval_ms = 10;
     mo.chunks = 12;
     if (cli_provider_open(&prov, c.loop, &mo))

@@ -1040,9 +1040,10 @@ int sl_batch_start(sl_batch *b, sl_batch_done_cb on_done, void *user)
     int tty = isatty(fileno(b->msg));
     b->bar = b->o.progress == SL_PROGRESS_ALWAYS || (b->o.progress == SL_PROGRESS_AUTO && tty);
     b->status = b->o.progress == SL_PROGRESS_AUTO && !tty;
-    if (b->bar)
+    if (b->bar) {
+        render(b); /* 0/N at once */
         uv_timer_start(&b->tick, on_tick, BAR_INTERVAL_MS, BAR_INTERVAL_MS);
-    else if (b->status) {
+    } else if (b->status) {
         uint64_t ms = (uint64_t)(b->o.status_interval_s * 1000 + 0.5);
         uv_timer_start(&b->tick, on_tick, ms ? ms : 1, ms ? ms : 1);
     }
