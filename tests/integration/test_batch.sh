@@ -70,7 +70,8 @@ b=$(jq -cS '{id: .custom_id, m: .response.body.choices[0].message, u: .response.
 [ "$a" = "$b" ] || fail "--stream bodies differ from non-streamed ones"
 ok "- as stdin and stdout; --stream assembles the same bodies"
 
-numbers 5 | "$SLUICE" batch - -o /dev/null "${B[@]}" --progress always 2>"$T/err" || fail "--progress always failed"
+numbers 5 >"$T/in5.txt"
+"$SLUICE" batch "$T/in5.txt" -o /dev/null "${B[@]}" --progress always 2>"$T/err" || fail "--progress always failed"
 grep -q $'\r\\[.*0/5 ok=0' "$T/err" || fail "no progress bar drawn: $(cat -v "$T/err")"
 ok "--progress always draws the bar on stderr"
 
