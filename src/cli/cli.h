@@ -14,7 +14,7 @@ enum {
     SL_EXIT_OK = 0,
     SL_EXIT_FAILED = 1,    /* batch: some ids failed; chat: an unexpected local error */
     SL_EXIT_USAGE = 2,     /* bad flags or input */
-    SL_EXIT_TRANSPORT = 3, /* cannot connect, DNS, TLS, connection reset */
+    SL_EXIT_TRANSPORT = 3, /* cannot connect, DNS, TLS, connection lost mid-answer */
     SL_EXIT_TIMEOUT = 4,   /* a timeout fired */
     SL_EXIT_HTTP = 5,      /* the provider answered an error status */
     SL_EXIT_PROTOCOL = 6,  /* the provider's answer was malformed or cut */

@@ -34,8 +34,8 @@ static const char usage_text[] =
     "      --api-key-env VAR   read the API key from $VAR (default: OPENAI_API_KEY)\n"
     "  -h, --help              this text\n"
     "\n"
-    "exit codes: 0 ok, 2 usage, 3 cannot connect, 4 timeout, 5 HTTP error from the\n"
-    "provider, 6 malformed or cut answer, 130 interrupted, 1 other local error.\n";
+    "exit codes: 0 ok, 2 usage, 3 cannot connect or connection lost, 4 timeout, 5 HTTP\n"
+    "error from the provider, 6 malformed answer, 130 interrupted, 1 other local error.\n";
 
 typedef struct chat {
     uv_loop_t *loop;

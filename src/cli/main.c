@@ -19,7 +19,8 @@ static const char usage_text[] =
     "  sluice --version\n"
     "\n"
     "exit codes: 0 ok; 1 failed (batch: some ids failed); 2 usage or input error;\n"
-    "3 cannot connect; 4 timeout; 5 HTTP error from the provider; 6 malformed or cut\n"
+    "3 cannot connect or connection lost; 4 timeout; 5 HTTP error from the provider; 6 malformed "
+    "or cut\n"
     "answer; 130 interrupted.\n";
 
 int main(int argc, char **argv)

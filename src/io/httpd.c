@@ -34,6 +34,7 @@
 #define BACKLOG   1024
 #define HEAD_KEEP (8 * 1024) /* buffers bigger than these are freed between requests */
 #define BODY_KEEP (64 * 1024)
+#define FLUSH_NOW (32 * 1024) /* pending output sent at once rather than at the end of the pass */
 
 enum req_state {
     REQ_NONE,      /* between requests */
@@ -96,7 +97,10 @@ struct conn {
     int dl_kind;
     uint64_t deadline, throttle_until, timer_due;
     uint64_t fake_now;
-    size_t queued; /* bytes handed to uv_write and not written yet */
+    size_t queued;       /* bytes handed to uv_write and not written yet */
+    sl_buf out;          /* bytes written by the application this loop pass, not sent yet */
+    conn *dprev, *dnext; /* in srv->dirty while out holds bytes */
+    unsigned dirty : 1;
     char peer[64];
 };
 
@@ -108,6 +112,13 @@ struct sl_httpd {
     int listening, port, freeing, listener_closed;
     unsigned long accepted, open, rejecting;
     conn *conns;
+    /* Write coalescing: everything a connection is given during one loop pass goes out
+     * in one syscall, from the prepare (before the loop blocks) or check (after I/O)
+     * phase. A 20-chunk stream produced at once is one write, not 20. */
+    conn *dirty;
+    uv_prepare_t flush_prepare;
+    uv_check_t flush_check;
+    int flush_active, flush_closed;
     sl_buf scratch; /* response head being built */
     sl_buf ebody;   /* JSON error body being built */
     int64_t (*clock)(void);
@@ -127,6 +138,10 @@ static void conn_close(conn *c);
 static void conn_shutdown(conn *c);
 static void send_error(conn *c, int status, const char *msg);
 static void on_timer(uv_timer_t *t);
+static void flush_all(sl_httpd *s);
+static void on_flush_prepare(uv_prepare_t *h);
+static void on_flush_check(uv_check_t *h);
+static void flush_conn(conn *c, int notify);
 
 /* ---------------------------------------------------------------- limits, server */
 
@@ -191,6 +206,9 @@ int sl__httpd_new(uv_loop_t *loop, const sl_httpd_limits *limits, const sl_httpd
         return SL_ENOMEM;
     }
     s->listener.data = s;
+    uv_prepare_init(loop, &s->flush_prepare);
+    uv_check_init(loop, &s->flush_check);
+    s->flush_prepare.data = s->flush_check.data = s;
     *out = s;
     return 0;
 }
@@ -203,7 +221,7 @@ void sl__httpd_set_clock(sl_httpd *s, int64_t (*now_unix)(void))
 
 static void server_maybe_free(sl_httpd *s)
 {
-    if (!s->freeing || !s->listener_closed || s->open || s->rejecting)
+    if (!s->freeing || !s->listener_closed || s->open || s->rejecting || s->flush_closed < 2)
         return;
     sl__buf_free(&s->scratch);
     sl__buf_free(&s->ebody);
@@ -217,6 +235,13 @@ static void on_listener_closed(uv_handle_t *h)
     server_maybe_free(s);
 }
 
+static void on_flush_closed(uv_handle_t *h)
+{
+    sl_httpd *s = h->data;
+    s->flush_closed++;
+    server_maybe_free(s);
+}
+
 void sl__httpd_free(sl_httpd *s)
 {
     if (!s || s->freeing)
@@ -225,6 +250,8 @@ void sl__httpd_free(sl_httpd *s)
     uv_close((uv_handle_t *)&s->listener, on_listener_closed);
     for (conn *c = s->conns; c; c = c->next)
         conn_close(c);
+    uv_close((uv_handle_t *)&s->flush_prepare, on_flush_closed);
+    uv_close((uv_handle_t *)&s->flush_check, on_flush_closed);
 }
 
 int sl__httpd_port(const sl_httpd *s)
@@ -341,6 +368,7 @@ static conn *conn_new(sl_httpd *s)
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     sl__buf_init(&c->in, IN_MAX);
+    sl__buf_init(&c->out, 0);
     sl__buf_init(&c->req.head, 0);
     sl__buf_init(&c->req.body, s->lim.max_body);
     c->req.c = c;
@@ -370,11 +398,26 @@ static void conn_finalize(conn *c)
         c->next->prev = c->prev;
     s->open--;
     sl__buf_free(&c->in);
+    sl__buf_free(&c->out);
     sl__buf_free(&r->head);
     sl__buf_free(&r->body);
     free(r->hdrs);
     free(c);
     server_maybe_free(s);
+}
+
+static void dirty_unlink(conn *c)
+{
+    if (!c->dirty)
+        return;
+    if (c->dprev)
+        c->dprev->dnext = c->dnext;
+    else
+        c->srv->dirty = c->dnext;
+    if (c->dnext)
+        c->dnext->dprev = c->dprev;
+    c->dprev = c->dnext = NULL;
+    c->dirty = 0;
 }
 
 static void on_conn_closed(uv_handle_t *h)
@@ -390,6 +433,13 @@ static void conn_close(conn *c)
 {
     if (c->closing)
         return;
+    if (c->dirty) {
+        /* What the application wrote before closing (a stream cut after N chunks) still
+         * goes out, best effort, ahead of the FIN. */
+        dirty_unlink(c);
+        if (c->queued == 0)
+            uv_try_write((uv_stream_t *)&c->tcp, &(uv_buf_t){c->out.data, c->out.len}, 1);
+    }
     c->closing = 1;
     c->reading = 0;
     if (c->fake)
@@ -428,6 +478,12 @@ static void conn_shutdown(conn *c)
         conn_close(c);
         return;
     }
+    if (c->dirty) {
+        dirty_unlink(c);
+        flush_conn(c, 0);
+        if (c->closing)
+            return;
+    }
     update_reading(c);
     if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, on_shutdown))
         conn_close(c);
@@ -438,7 +494,7 @@ static void conn_shutdown(conn *c)
 static void written(conn *c)
 {
     sl_httpd_req *r = &c->req;
-    if (c->closing || !c->above || c->queued > c->srv->lim.write_high_watermark / 2)
+    if (c->closing || !c->above || c->queued + c->out.len > c->srv->lim.write_high_watermark / 2)
         return;
     c->above = 0;
     if (r->notify && r->on_drain && (r->state == REQ_ACTIVE || r->state == REQ_STREAMING))
@@ -458,11 +514,82 @@ static void on_write(uv_write_t *w, int status)
     written(c);
 }
 
-/* Send bufs in order. Tries the socket directly first; what it does not take is copied
- * into one uv_write. 0, or SL_EIO/SL_ENOMEM (the connection is then closing). */
+/* Send out what the connection holds. Tries the socket directly first; what it does not
+ * take is handed to one uv_write. notify: may call on_drain (only from the loop, never
+ * from inside a call the application made). */
+static void flush_conn(conn *c, int notify)
+{
+    size_t total = c->out.len, done = 0;
+    if (c->closing || total == 0)
+        return;
+    if (c->queued == 0) {
+        uv_buf_t b = uv_buf_init(c->out.data, (unsigned)total);
+        int rc = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (rc < 0 && rc != UV_EAGAIN) {
+            sl__buf_reset(&c->out);
+            conn_close(c);
+            return;
+        }
+        done = rc > 0 ? (size_t)rc : 0;
+    }
+    size_t rem = total - done;
+    if (rem) {
+        wreq *w = malloc(sizeof *w + rem);
+        if (!w) {
+            sl__buf_reset(&c->out);
+            conn_close(c);
+            return;
+        }
+        w->len = rem;
+        memcpy(w->data, c->out.data + done, rem);
+        uv_buf_t b = uv_buf_init(w->data, (unsigned)rem);
+        if (uv_write(&w->w, (uv_stream_t *)&c->tcp, &b, 1, on_write)) {
+            free(w);
+            sl__buf_reset(&c->out);
+            conn_close(c);
+            return;
+        }
+        c->queued += rem;
+    }
+    if (c->out.cap > BODY_KEEP)
+        sl__buf_free(&c->out);
+    else
+        sl__buf_reset(&c->out);
+    if (c->queued >= c->srv->lim.write_high_watermark)
+        c->above = 1;
+    else if (notify)
+        written(c);
+}
+
+static void flush_all(sl_httpd *s)
+{
+    while (s->dirty) {
+        conn *c = s->dirty;
+        dirty_unlink(c);
+        flush_conn(c, 1);
+    }
+    if (s->flush_active) {
+        s->flush_active = 0;
+        uv_prepare_stop(&s->flush_prepare);
+        uv_check_stop(&s->flush_check);
+    }
+}
+
+static void on_flush_prepare(uv_prepare_t *h)
+{
+    flush_all(h->data);
+}
+
+static void on_flush_check(uv_check_t *h)
+{
+    flush_all(h->data);
+}
+
+/* Queue bufs, in order, for this loop pass's single write. 0, or SL_EIO/SL_ENOMEM (the
+ * connection is then closing). */
 static int conn_send(conn *c, const uv_buf_t *bufs, unsigned n)
 {
-    size_t total = 0, done = 0;
+    size_t total = 0;
     for (unsigned i = 0; i < n; i++)
         total += bufs[i].len;
     if (c->closing)
@@ -476,42 +603,35 @@ static int conn_send(conn *c, const uv_buf_t *bufs, unsigned n)
             c->above = 1;
         return 0;
     }
-    if (c->queued == 0) {
-        int rc = uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
-        if (rc < 0 && rc != UV_EAGAIN) {
-            conn_close(c);
-            return SL_EIO;
-        }
-        done = rc > 0 ? (size_t)rc : 0;
-        if (done == total)
-            return 0;
-    }
-    size_t rem = total - done;
-    wreq *w = malloc(sizeof *w + rem);
-    if (!w) {
+    if (sl__buf_reserve(&c->out, total)) {
         conn_close(c);
         return SL_ENOMEM;
     }
-    w->len = rem;
-    size_t skip = done, at = 0;
-    for (unsigned i = 0; i < n; i++) {
-        size_t len = bufs[i].len;
-        if (skip >= len) {
-            skip -= len;
-            continue;
+    for (unsigned i = 0; i < n; i++)
+        sl__buf_append(&c->out, bufs[i].base, bufs[i].len);
+    sl_httpd *s = c->srv;
+    if (!c->dirty) {
+        c->dirty = 1;
+        c->dprev = NULL;
+        c->dnext = s->dirty;
+        if (s->dirty)
+            s->dirty->dprev = c;
+        s->dirty = c;
+        if (!s->flush_active && !s->freeing) {
+            s->flush_active = 1;
+            uv_prepare_start(&s->flush_prepare, on_flush_prepare);
+            uv_check_start(&s->flush_check, on_flush_check);
         }
-        memcpy(w->data + at, bufs[i].base + skip, len - skip);
-        at += len - skip;
-        skip = 0;
     }
-    uv_buf_t b = uv_buf_init(w->data, (unsigned)rem);
-    if (uv_write(&w->w, (uv_stream_t *)&c->tcp, &b, 1, on_write)) {
-        free(w);
-        conn_close(c);
-        return SL_EIO;
+    /* A big response goes out as it is produced: the buffer stays small, and the
+     * socket's own buffer fills before the application is told to stop. */
+    if (c->out.len >= FLUSH_NOW) {
+        dirty_unlink(c);
+        flush_conn(c, 0);
+        if (c->closing)
+            return SL_EIO;
     }
-    c->queued += rem;
-    if (c->queued >= c->srv->lim.write_high_watermark)
+    if (c->queued + c->out.len >= s->lim.write_high_watermark)
         c->above = 1;
     return 0;
 }
@@ -1398,7 +1518,7 @@ void sl__httpd_abort(sl_httpd_req *r)
 
 int sl__httpd_writable(const sl_httpd_req *r)
 {
-    return r->c->queued < r->c->srv->lim.write_high_watermark;
+    return r->c->queued + r->c->out.len < r->c->srv->lim.write_high_watermark;
 }
 
 /* ---------------------------------------------------------------- fuzzing entry point */

@@ -53,9 +53,10 @@ expect_status 4 "$SLUICE" chat --base-url "$URL_stall/v1" --timeout 500ms "x"
 ok "stalled provider + --timeout -> exit 4"
 
 start_server cut "$SLUICE" mock --listen 127.0.0.1:0 --cut-after 3 --chunks 10
-expect_status 6 "$SLUICE" chat --base-url "$URL_cut/v1" "cut me"
+expect_status 3 "$SLUICE" chat --base-url "$URL_cut/v1" "cut me"
 grep -q '^cut me' "$T/out" || fail "delivered text before the cut should be printed"
-ok "cut stream -> exit 6"
+grep -q "$URL_cut" "$T/err" || fail "a cut stream should name the URL: $(cat "$T/err")"
+ok "stream cut mid-answer (connection lost) -> exit 3"
 
 start_server garbage "$SLUICE" mock --listen 127.0.0.1:0 --garbage-after 2 --chunks 10
 expect_status 6 "$SLUICE" chat --base-url "$URL_garbage/v1" "garbage"

@@ -26,7 +26,7 @@ curl -s "$U/v1/chat/completions" -d "$body" | cmp -s <(jq -c .choices "$T/a.json
     fail "answers are not deterministic"
 ok "chat completion: prompt echoed, usage consistent, deterministic"
 
-sbody='{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Name a colour"}]}'
+sbody='{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"system","content":"be brief"},{"role":"user","content":"Name a colour"}]}'
 curl -sN "$U/v1/chat/completions" -d "$sbody" >"$T/s.txt"
 [ "$(grep -c '^data: ' "$T/s.txt")" = 7 ] || fail "stream should have 5 chunks + usage + [DONE]: $(cat "$T/s.txt")"
 [ "$(tail -n2 "$T/s.txt" | head -n1)" = "data: [DONE]" ] || fail "stream must end with data: [DONE]"

@@ -778,7 +778,9 @@ static void test_call_free(void **state)
 
 static void test_client_free_running(void **state)
 {
-    ss_server *ss = serve(slow_stream);
+    static const ss_step one_then_stall[] = {
+        SS_STEP_READ, SS_STEP_SEND(SSE_HEAD EV_ROLE EV_TEXT("one")), SS_STEP_STALL};
+    ss_server *ss = serve(one_then_stall);
     sl_client *c = client_for(ss, 0, 0);
     sl_request *req = chat_request(1);
     rec x[3];

@@ -29,6 +29,7 @@
 #include "apps/mock/fault.h"
 #include "base/buf.h"
 #include "base/json.h"
+#include "io/sse.h"
 
 /* ---- helpers ---- */
 
@@ -88,6 +89,13 @@ static void stream_text(const char *body, uint64_t seed, int chunks, sl_buf *tex
         assert_memory_equal(one.data, "data: ", 6);
         assert_memory_equal(one.data + one.len - 2, "\n\n", 2);
         assert_null(memchr(one.data, '\n', one.len - 2)); /* one line */
+        /* the same bytes as the project's SSE writer makes of the JSON */
+        sl_buf w;
+        sl__buf_init(&w, 0);
+        assert_int_equal(sl__sse_write(&w, NULL, NULL, one.data + 6, one.len - 8), 0);
+        assert_int_equal(w.len, one.len);
+        assert_memory_equal(w.data, one.data, one.len);
+        sl__buf_free(&w);
         json_t *v = NULL;
         assert_int_equal(sl__json_parse(one.data + 6, one.len - 8, 0, &v, NULL, 0), 0);
         json_t *c0 = json_array_get(json_object_get(v, "choices"), 0);
@@ -364,6 +372,12 @@ static void test_error_body(void **state)
     assert_int_equal(sl__mock_error_body(&b, "bad \"x\"", "invalid_request_error", "x", NULL), 0);
     assert_string_equal(b.data, "{\"error\":{\"message\":\"bad \\\"x\\\"\",\"type\":"
                                 "\"invalid_request_error\",\"param\":\"x\",\"code\":null}}");
+    /* bytes that are not UTF-8 (a client's path, a message cut mid-character) */
+    sl__buf_reset(&b);
+    assert_int_equal(sl__mock_error_body(&b, "a\xff\xc3\xa9\xed\xa0\x80\xe2\x82", "t", NULL, NULL),
+                     0);
+    assert_string_equal(b.data, "{\"error\":{\"message\":\"a?\xc3\xa9???\?\?\",\"type\":\"t\","
+                                "\"param\":null,\"code\":null}}");
     sl__buf_free(&b);
 }
 
@@ -1013,6 +1027,38 @@ static void test_server_faults(void **state)
     assert_int_equal(h.stats.client_aborts, 0);
 }
 
+/* fail-rate decisions follow the documented rule: request k fails iff
+ * splitmix64(seed + k) / 2^64 < rate, k counting requests that reached the decision. */
+static void script_fail_rule(harness *h)
+{
+    const char *chat = "{\"messages\":[{\"role\":\"user\",\"content\":\"q\"}]}";
+    int fails = 0;
+    for (uint64_t k = 0; k < 16; k++) {
+        resp r;
+        http(h, "POST", "/v1/chat/completions", "fail-rate=0.5; seed=42; chunks=1", chat, 0, &r);
+        int expect = sl__mock_should_fail(42, k, 0.5);
+        fails += expect;
+        assert_int_equal(r.status, expect ? 500 : 200);
+        resp_free(&r);
+        /* requests refused before the decision do not take a number */
+        http(h, "POST", "/v1/chat/completions", "fail-rate=0.5; seed=42", "{", 0, &r);
+        assert_int_equal(r.status, 400);
+        resp_free(&r);
+    }
+    assert_true(fails > 0 && fails < 16);
+    *(int *)h->data = fails;
+}
+
+static void test_server_fail_rule(void **state)
+{
+    harness h = {0};
+    int fails = 0;
+    h.data = &fails;
+    run(&h, NULL, script_fail_rule);
+    assert_int_equal(h.stats.faults, (uint64_t)fails);
+    assert_int_equal(h.stats.requests, 32);
+}
+
 /* Poll /stats (not counted as a request) until client_aborts reaches n. */
 static void wait_aborts(harness *h, long n)
 {
@@ -1090,6 +1136,35 @@ static void script_timers(harness *h)
     http(h, "POST", "/v1/embeddings", "ttft-ms=1", "{\"input\":\"q\",\"dimensions\":2}", 0, &r);
     assert_int_equal(r.status, 200);
     resp_free(&r);
+    /* interval 0 but too long to go as one response: chunked, batched writes; the
+     * same events and the same text as the non-streamed answer */
+    const char *q = "{\"messages\":[{\"role\":\"user\",\"content\":\"long one\"}]}";
+    const char *qs = "{\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"long "
+                     "one\"}]}";
+    http(h, "POST", "/v1/chat/completions", "chunks=300", qs, 0, &r);
+    assert_int_equal(r.curl_rc, 0);
+    assert_non_null(strstr(header(&r, "transfer-encoding"), "chunked"));
+    sse_parse(&r, &s);
+    assert_int_equal(s.content, 300);
+    assert_int_equal(s.done, 1);
+    resp r2;
+    http(h, "POST", "/v1/chat/completions", "chunks=300", q, 0, &r2);
+    v = json_of(&r2);
+    assert_string_equal(s.text.data, content_of(v));
+    json_decref(v);
+    sl__buf_free(&s.text);
+    resp_free(&r);
+    resp_free(&r2);
+    /* a short one goes as one response with a Content-Length */
+    http(h, "POST", "/v1/chat/completions", "chunks=3", qs, 0, &r);
+    assert_null(header(&r, "transfer-encoding"));
+    assert_int_equal(strtol(header(&r, "content-length"), NULL, 10), (long)r.body.len);
+    sse_parse(&r, &s);
+    assert_int_equal(s.content, 3);
+    assert_int_equal(s.done, 1);
+    sl__buf_free(&s.text);
+    resp_free(&r);
+
     /* slow reader: the body still arrives whole */
     char body[3000];
     int n = snprintf(body, sizeof body, "{\"messages\":[{\"role\":\"user\",\"content\":\"");
@@ -1107,7 +1182,8 @@ static void test_server_timers(void **state)
 {
     harness h = {0};
     run(&h, NULL, script_timers);
-    assert_int_equal(h.stats.requests, 4);
+    assert_int_equal(h.stats.requests, 7);
+    assert_int_equal(h.stats.streams, 3);
     assert_int_equal(h.stats.client_aborts, 0);
 }
 
@@ -1256,6 +1332,7 @@ int main(void)
         cmocka_unit_test(test_server_chat),
         cmocka_unit_test(test_server_routes),
         cmocka_unit_test(test_server_faults),
+        cmocka_unit_test(test_server_fail_rule),
         cmocka_unit_test(test_server_stall),
         cmocka_unit_test(test_server_timers),
         cmocka_unit_test(test_server_backpressure),

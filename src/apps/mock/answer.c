@@ -584,12 +584,54 @@ int sl__mock_models(sl_buf *out)
                "\"owned_by\":\"mock\"}]}");
 }
 
+/* Length of the valid UTF-8 sequence at s (n bytes left), or 0. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    size_t k;
+    unsigned min;
+    unsigned cp;
+    if (s[0] < 0x80)
+        return 1;
+    if ((s[0] & 0xe0) == 0xc0)
+        k = 2, min = 0x80, cp = s[0] & 0x1f;
+    else if ((s[0] & 0xf0) == 0xe0)
+        k = 3, min = 0x800, cp = s[0] & 0x0f;
+    else if ((s[0] & 0xf8) == 0xf0)
+        k = 4, min = 0x10000, cp = s[0] & 0x07;
+    else
+        return 0;
+    if (k > n)
+        return 0;
+    for (size_t i = 1; i < k; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return k;
+}
+
+/* A quoted JSON string of s, or null. Messages may quote the client's bytes (a path, a
+ * JSON parser's complaint) or be cut mid-character: invalid UTF-8 becomes '?'. */
 static int str_or_null(sl_buf *out, const char *s)
 {
     if (!s)
         return LIT(out, "null");
     TRY(LIT(out, "\""));
-    TRY(sl__mock_json_escape(out, s, strlen(s)));
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = strlen(s), run = 0;
+    for (size_t i = 0; i < n;) {
+        size_t k = utf8_seq(p + i, n - i);
+        if (k) {
+            i += k;
+            continue;
+        }
+        TRY(sl__mock_json_escape(out, s + run, i - run));
+        TRY(LIT(out, "?"));
+        run = ++i;
+    }
+    TRY(sl__mock_json_escape(out, s + run, n - run));
     return LIT(out, "\"");
 }
 

@@ -38,6 +38,7 @@ struct sl_mock {
     sl_mock_answer scratch; /* the request being answered; a stream takes it over */
     sl_buf out;             /* response bytes being formatted */
     sl_buf hdr;             /* extra response headers being formatted */
+    sl_buf head;            /* the constant start of a stream's chunks */
     job *jobs;              /* answers in progress (delayed, streaming, stalled) */
 };
 
@@ -62,6 +63,7 @@ struct job {
     sl_mock_answer a;
     sl_buf head;
     uint64_t rng;
+    int whole; /* sent as one response (stream_is_whole) */
     int started, sent, allowed;
     int cut_after, garbage_after, garbage_done;
     double interval_ms;
@@ -185,7 +187,7 @@ static void cut(job *j)
     release(j);
 }
 
-/* Write (p, n) as one chunk. 0, or -1 when the stream is over (j released). */
+/* Write (p, n) as one HTTP chunk. 0, or -1 when the stream is over (j released). */
 static int stream_write(job *j, const char *p, size_t n)
 {
     int rc = sl__httpd_write(j->req, p, n);
@@ -201,29 +203,48 @@ static int stream_write(job *j, const char *p, size_t n)
     return 0;
 }
 
+/* Write what produce() has batched in m->out. 0, or -1 when the stream is over. */
+static int flush(job *j)
+{
+    sl_buf *o = &j->m->out;
+    if (o->len == 0)
+        return 0;
+    int rc = stream_write(j, o->data, o->len);
+    sl__buf_reset(o);
+    return rc;
+}
+
+/* Send what is due: the chunks up to j->allowed, the garbage event, the cut or the end.
+ * Chunks due at the same moment (interval 0, or a catch-up after a drain) go out as one
+ * write of at most about BATCH bytes; a timed stream writes one chunk per tick. Stops
+ * while the connection is not writable and resumes from on_drain. */
+#define BATCH (64u << 10)
+
 static void produce(job *j)
 {
     sl_mock *m = j->m;
     sl_buf *o = &m->out;
+    sl__buf_reset(o);
     j->busy = 1;
     for (;;) {
         if (!j->garbage_done && j->sent == j->garbage_after) {
             j->garbage_done = 1;
             m->stats.faults++;
-            if (stream_write(j, garbage, sizeof garbage - 1))
-                return;
+            if (sl__buf_append(o, garbage, sizeof garbage - 1))
+                sl__log(SL_LOG_ERROR, "mock: out of memory formatting garbage");
         }
         if (j->sent == j->cut_after) {
             m->stats.faults++;
+            if (flush(j))
+                return;
             cut(j);
             return;
         }
         if (j->sent == j->a.n) {
-            sl__buf_reset(o);
-            if (j->a.include_usage && sl__mock_usage_chunk(o, &j->a, j->head.data, j->head.len))
-                sl__buf_reset(o);
+            if (j->a.include_usage)
+                sl__mock_usage_chunk(o, &j->a, j->head.data, j->head.len);
             sl__buf_append_str(o, "data: [DONE]\n\n");
-            if (stream_write(j, o->data, o->len))
+            if (flush(j))
                 return;
             sl_httpd_req *req = j->req;
             sl__httpd_req_on_close(req, NULL);
@@ -233,30 +254,74 @@ static void produce(job *j)
             return;
         }
         if (j->sent >= j->allowed) {
+            if (flush(j))
+                return;
             if (job_arm(j, j->interval_ms))
                 sl__log(SL_LOG_ERROR, "mock: cannot start a timer");
             break;
         }
+        if (o->len >= BATCH && flush(j))
+            return;
         if (!sl__httpd_writable(j->req)) {
+            if (flush(j))
+                return;
             j->blocked = 1;
             break;
         }
-        sl__buf_reset(o);
         if (sl__mock_chunk(o, &j->a, j->head.data, j->head.len, j->sent, &j->rng)) {
             sl__log(SL_LOG_ERROR, "mock: out of memory formatting a chunk");
             cut(j); /* rather than send a torn chunk */
             return;
         }
-        if (stream_write(j, o->data, o->len))
-            return;
         j->sent++;
     }
     j->busy = 0;
 }
 
+/* A stream due all at once with no fault inside it (interval 0, not too long) is sent as
+ * one response with a Content-Length: the same SSE bytes in one write instead of three
+ * (head, chunks, terminating chunk), which is what keeps the mock's streams close to
+ * nginx serving a static file. */
+#define WHOLE_MAX_CHUNKS 256
+
+static int stream_is_whole(const sl_mock_answer *a, const sl_mock_opts *o)
+{
+    return o->interval_ms <= 0 && a->n <= WHOLE_MAX_CHUNKS &&
+           (o->cut_after < 0 || o->cut_after > a->n) &&
+           (o->garbage_after < 0 || o->garbage_after > a->n);
+}
+
+/* Format every event of answer a into out. 0 or SL_ENOMEM. */
+static int stream_format_whole(const sl_mock_answer *a, const char *head, size_t head_len,
+                               sl_buf *out)
+{
+    uint64_t rng = a->words;
+    int rc = 0;
+    for (int i = 0; i < a->n && !rc; i++)
+        rc = sl__mock_chunk(out, a, head, head_len, i, &rng);
+    if (!rc && a->include_usage)
+        rc = sl__mock_usage_chunk(out, a, head, head_len);
+    if (!rc)
+        rc = sl__buf_append_str(out, "data: [DONE]\n\n");
+    return rc;
+}
+
 static void stream_begin(job *j)
 {
     j->started = 1;
+    if (j->whole) {
+        sl_mock *m = j->m;
+        sl_httpd_req *req = j->req;
+        sl__httpd_req_on_close(req, NULL);
+        j->req = NULL;
+        sl__buf_reset(&m->out);
+        if (stream_format_whole(&j->a, j->head.data, j->head.len, &m->out))
+            sl__httpd_abort(req);
+        else
+            sl__httpd_respond(req, 200, "text/event-stream", j->headers, m->out.data, m->out.len);
+        release(j);
+        return;
+    }
     if (sl__httpd_start(j->req, 200, "text/event-stream", j->headers)) {
         j->m->stats.client_aborts++;
         cut(j);
@@ -361,6 +426,23 @@ static int request_opts(sl_mock *m, sl_httpd_req *req, sl_mock_opts *o, char *er
 static void answer_stream(sl_mock *m, sl_httpd_req *req, const sl_mock_opts *o, uint64_t seq)
 {
     sl__buf_append_str(&m->hdr, "Cache-Control: no-cache\r\n");
+    char id[48];
+    snprintf(id, sizeof id, "%s-mock-%llu", m->scratch.kind == SL_MOCK_CHAT ? "chatcmpl" : "cmpl",
+             (unsigned long long)seq);
+    int whole = stream_is_whole(&m->scratch, o);
+    if (whole && o->ttft_ms <= 0) {
+        /* the benchmark path: no job, no timer, one write */
+        m->stats.streams++;
+        sl__buf_reset(&m->head);
+        sl__buf_reset(&m->out);
+        if (sl__mock_chunk_head(&m->head, &m->scratch, id, (long long)sl__clock_unix()) ||
+            stream_format_whole(&m->scratch, m->head.data, m->head.len, &m->out)) {
+            respond_error(m, req, 500, "server_error", NULL, NULL, "mock: out of memory");
+            return;
+        }
+        sl__httpd_respond(req, 200, "text/event-stream", m->hdr.data, m->out.data, m->out.len);
+        return;
+    }
     job *j = job_new(m, req, JOB_STREAM, m->hdr.data);
     if (!j) {
         respond_error(m, req, 500, "server_error", NULL, NULL, "mock: out of memory");
@@ -371,9 +453,7 @@ static void answer_stream(sl_mock *m, sl_httpd_req *req, const sl_mock_opts *o, 
     sl__mock_answer_free(&j->a);
     j->a = m->scratch;
     sl__mock_answer_init(&m->scratch);
-    char id[48];
-    snprintf(id, sizeof id, "%s-mock-%llu", j->a.kind == SL_MOCK_CHAT ? "chatcmpl" : "cmpl",
-             (unsigned long long)seq);
+    j->whole = whole;
     if (sl__mock_chunk_head(&j->head, &j->a, id, (long long)sl__clock_unix())) {
         release(j);
         respond_error(m, req, 500, "server_error", NULL, NULL, "mock: out of memory");
@@ -553,6 +633,7 @@ int sl_mock_new(uv_loop_t *loop, const sl_mock_opts *o, const char *host, int po
     sl__mock_answer_init(&m->scratch);
     sl__buf_init(&m->out, 0);
     sl__buf_init(&m->hdr, 0);
+    sl__buf_init(&m->head, 0);
     sl_httpd_limits lim;
     sl__httpd_limits_init(&lim);
     lim.max_body = m->opts.max_body;
@@ -594,5 +675,6 @@ void sl_mock_free(sl_mock *m)
     sl__mock_answer_free(&m->scratch);
     sl__buf_free(&m->out);
     sl__buf_free(&m->hdr);
+    sl__buf_free(&m->head);
     free(m);
 }
