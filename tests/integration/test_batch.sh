@@ -120,6 +120,13 @@ expect_status 0 "$SLUICE" batch --help
 grep -q '130 interrupted' "$T/out" && grep -q -- '--resume' "$T/out" || fail "--help incomplete"
 ok "usage errors exit 2; --help documents exit codes"
 
+if [ -w /dev/full ]; then
+    expect_status 2 "$SLUICE" batch "$T/in.jsonl" -o /dev/full "${B[@]}"
+    grep -q 'cannot write /dev/full: No space left on device' "$T/err" || fail "write error not reported: $(cat "$T/err")"
+    grep -q '0 ok, 0 failed, 6 not finished' "$T/err" || fail "unwritten results were counted: $(cat "$T/err")"
+    ok "a write error (disk full) stops the run with exit 2; nothing unwritten is counted"
+fi
+
 # 5. Resume rules: an existing output needs --resume; a torn last line is repaired; an
 #    output made from another input is refused.
 numbers 50 >"$T/in50.txt"

@@ -333,15 +333,18 @@ static int feed_release(sl_batch *b)
 
 static int close_outputs(sl_batch *b)
 {
+    /* After a write error (already reported) the close repeats it: say it once. */
     char err[512];
     int bad = 0;
     if (b->out && sl__batch_output_close(b->out, err, sizeof err)) {
-        say(b, "%s", err);
+        if (!b->fatal)
+            say(b, "%s", err);
         bad = 1;
     }
     b->out = NULL;
     if (b->errs && sl__batch_output_close(b->errs, err, sizeof err)) {
-        say(b, "%s", err);
+        if (!b->fatal)
+            say(b, "%s", err);
         bad = 1;
     }
     b->errs = NULL;
@@ -502,12 +505,23 @@ static void fatal(sl_batch *b)
 
 /* ---- results ---------------------------------------------------------------------- */
 
-/* Write r to OUTPUT (and, failed, to the errors file). Returns failed, or 1 when a result
- * too large for a line was written as a failure instead. */
+static void write_failed(sl_batch *b, sl_batch_output *o, const char *path, int rc)
+{
+    const char *why = sl__batch_output_error(o);
+    if (*why)
+        say(b, "%s", why);
+    else
+        say(b, "cannot write %s: %s", path, sl_strerror(rc));
+    fatal(b);
+}
+
+/* Write r to OUTPUT (and, failed, to the errors file). Returns -1 if OUTPUT could not
+ * be written (the run stops; the id stays unfinished), else failed, which is 1 also when
+ * a result too large for a line was written as a failure instead. */
 static int write_result(sl_batch *b, const sl_batch_result *r, int failed)
 {
     if (b->fatal)
-        return failed;
+        return -1;
     /* One line, the same bytes in OUTPUT and in the errors file (same "id"). */
     char req_id[SL_BATCH_REQ_ID_LEN];
     sl__batch_output_next_req_id(b->out, req_id);
@@ -525,24 +539,19 @@ static int write_result(sl_batch *b, const sl_batch_result *r, int failed)
         if (sl__batch_result_line(&b->result, req_id, &small)) {
             say(b, "cannot build the result line of %s", r->custom_id);
             fatal(b);
-            return failed;
+            return -1;
         }
     }
     rc = sl__batch_output_write_line(b->out, b->result.data, b->result.len, r->custom_id);
     if (rc < 0) {
-        say(b, "cannot write %s: %s", b->output,
-            *sl__batch_output_error(b->out) ? sl__batch_output_error(b->out) : sl_strerror(rc));
-        fatal(b);
-        return failed;
+        write_failed(b, b->out, b->output, rc);
+        return -1;
     }
     /* OUTPUT first: it is the record; the errors file copies its failed lines. */
     if (failed && b->errs &&
         (rc = sl__batch_output_write_line(b->errs, b->result.data, b->result.len, r->custom_id)) <
-            0) {
-        say(b, "cannot write %s: %s", b->errors,
-            *sl__batch_output_error(b->errs) ? sl__batch_output_error(b->errs) : sl_strerror(rc));
-        fatal(b);
-    }
+            0)
+        write_failed(b, b->errs, b->errors, rc);
     if (b->result.cap > 1u << 20) {
         /* one huge answer must not pin its memory for the rest of the run */
         sl__buf_free(&b->result);
@@ -597,7 +606,10 @@ static void record_call(sl_batch *b, const slot *s, const sl_result *res)
         r.error_code = error_code_of(res, code, sizeof code);
         r.error_message = res->message ? res->message : sl_strerror(res->error);
     }
-    if (write_result(b, &r, failed) && !failed) {
+    int w = write_result(b, &r, failed);
+    if (w < 0)
+        return; /* not written: unfinished */
+    if (w && !failed) {
         failed = 1; /* written as a failure: the answer did not fit in a line */
         r.error_message = "the result is too large to write";
     }
@@ -670,6 +682,15 @@ static void invalid_line(sl_batch *b, sl_batch_item *it)
         b->sum->skipped++;
         return;
     }
+    if (it->id) {
+        sl_batch_result r;
+        memset(&r, 0, sizeof r);
+        r.custom_id = it->id;
+        r.error_code = it->error_code;
+        r.error_message = it->error;
+        if (write_result(b, &r, 1) < 0)
+            return;
+    }
     /* "line N: what" -> "INPUT:N: what" */
     const char *what = it->error ? it->error : it->error_code;
     char prefix[40];
@@ -695,14 +716,6 @@ static void invalid_line(sl_batch *b, sl_batch_item *it)
     b->cnt.failed++;
     b->invalid++;
 
-    if (it->id) {
-        sl_batch_result r;
-        memset(&r, 0, sizeof r);
-        r.custom_id = it->id;
-        r.error_code = it->error_code;
-        r.error_message = it->error;
-        write_result(b, &r, 1);
-    }
     if (b->o.strict && !b->strict_hit) {
         b->strict_hit = 1;
         say(b, "--strict: stopping at the first invalid line");
@@ -738,7 +751,10 @@ static void start_item(sl_batch *b, sl_batch_item *it)
         r.custom_id = it->id;
         r.error_code = "error";
         r.error_message = m.data ? m.data : sl_strerror(rc);
-        write_result(b, &r, 1);
+        if (write_result(b, &r, 1) < 0) {
+            sl__buf_free(&m);
+            return;
+        }
         sl_batch_record rec;
         memset(&rec, 0, sizeof rec);
         rec.id = it->id;
