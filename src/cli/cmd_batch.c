@@ -235,6 +235,8 @@ int cmd_batch(int argc, char **argv)
         return SL_EXIT_USAGE;
     }
     bo.input = argv[optind];
+    if (!strcmp(bo.input, "-") && isatty(STDIN_FILENO))
+        fprintf(stderr, "sluice: reading requests from stdin, one a line (end with Ctrl-D)\n");
     if (!strcmp(bo.input, "-") && !strcmp(bo.output, "-") && bo.resume) {
         fprintf(stderr, "sluice: batch: --resume needs an output file, not stdout\n");
         return SL_EXIT_USAGE;
