@@ -146,6 +146,24 @@ typedef struct sl_ratelimit_info {
     long reset_tokens_ms;
 } sl_ratelimit_info;
 
+/* One attempt of a call (one HTTP request), as recorded in sl_result.attempt_log. Times
+ * are in ms. */
+typedef struct sl_attempt_info {
+    int error;          /* what ended it: 0, or an SL_E* code as in sl_result.error
+                           (SL_ETIMEDOUT when the deadline cut it, SL_EDIVERGED when its
+                           replay of delivered text differed) */
+    int http_status;    /* status of its answer; 0 if none arrived */
+    double start_ms;    /* when it started, from the start of the call */
+    double wait_ms;     /* time it waited before starting for a concurrency slot and
+                           the rate limiter (the backoff before it is not included) */
+    double duration_ms; /* start -> end of the attempt */
+    double delay_ms;    /* backoff chosen after it, before the next attempt; -1 if none
+                           followed */
+} sl_attempt_info;
+
+/* Attempts kept in sl_result.attempt_log; sl_result.attempts counts them all. */
+#define SL_ATTEMPT_LOG_MAX 16
+
 /* Borrowed until on_done returns (or until sl_stream_close). */
 typedef struct sl_result {
     int error;           /* 0, or SL_ETRANSPORT, SL_ETIMEDOUT, SL_EHTTP, SL_ECANCELED, SL_EPROTO,
@@ -161,7 +179,11 @@ typedef struct sl_result {
     sl_str reasoning;    /* full reasoning text of choice 0 */
     const char *finish_reason; /* "stop", "length", "tool_calls", ...; NULL if none */
     sl_usage usage;
-    int attempts; /* HTTP attempts made (1 without retries) */
+    int attempts; /* HTTP attempts made (1 without retries; 0 if none started: refused
+                     by the circuit breaker, cancelled or past the deadline while waiting) */
+    const sl_attempt_info *attempt_log; /* the first min(attempts, SL_ATTEMPT_LOG_MAX)
+                                           attempts, in order; NULL when there were none */
+    int attempt_log_len;
     sl_timings timings;
     sl_str body;            /* success: the final response object as JSON (chat.completion,
                                assembled from the chunks when streamed), provider extras kept;
@@ -185,14 +207,19 @@ typedef struct sl_call_opts {
     /* Policies the call runs under (retry, limits, breaker, deadline; sluice/policy.h).
      * NULL: exactly one attempt. Borrowed: must outlive the call. */
     struct sl_policy *policy;
-    /* Optional: an attempt failed and another follows after delay_ms. */
+    /* Optional: attempt number `attempt` (1 for the first) failed with (err, http_status)
+     * and attempt + 1 follows after delay_ms (it may still wait for a slot or the rate
+     * limiter then). Runs on the loop; the call may be cancelled or freed inside. */
     void (*on_retry)(sl_call *call, int attempt, int err, int http_status, double delay_ms,
                      void *user);
 } sl_call_opts;
 
 /* Start req (copied) on the client's loop. On success *out is a handle valid until the
  * caller releases it with sl_call_free (any time, also inside on_done). Returns 0, or
- * SL_EINVAL / SL_ENOMEM and then no callback ever fires. Callbacks run on the loop,
+ * SL_EINVAL (also: a policy made for another loop, or one being freed) / SL_ENOMEM and
+ * then no callback ever fires. With o->policy the call may first wait (sluice/policy.h)
+ * and may make several attempts; the result is the last attempt's, its text what was
+ * delivered. Callbacks run on the loop,
  * never from inside sl_call_start. Inside on_delta the caller may pause, resume, cancel
  * or free this call and start or cancel others.
  *
@@ -200,7 +227,9 @@ typedef struct sl_call_opts {
  * response within N ms", "no data for N ms", "stream ended before [DONE]", "invalid JSON
  * in stream event: ...", "provider error: <message>", "cancelled", or libcurl's words
  * for a transport failure. A stream whose [DONE] arrived is a success even if the
- * connection fails afterwards. */
+ * connection fails afterwards. Under a policy also: "circuit open after N consecutive
+ * failures" (SL_EBUSY), "deadline of N ms exceeded after K attempts" (SL_ETIMEDOUT),
+ * "retried stream diverged from the delivered text at byte N" (SL_EDIVERGED). */
 int sl_call_start(sl_client *c, const sl_request *req, const sl_call_opts *o, sl_call **out);
 
 /* Backpressure: stop reading the provider's socket (curl pause) until resume. Deltas

@@ -27,6 +27,7 @@ typedef struct sl_mock_opts {
     uint64_t seed;         /* default 1 */
     int rpm;               /* requests per minute before answering 429; 0 = no limit */
     int cut_after;         /* close the stream abruptly after this many chunks; -1 = never */
+    double cut_rate;       /* share of streams cut_after applies to (seeded); default 1 */
     int garbage_after;     /* send garbage bytes after this many chunks; -1 = never */
     int stall;             /* 1: accept the request, then send nothing */
     double slow_read_ms;   /* slow reader: pause this long between reads of a request body */

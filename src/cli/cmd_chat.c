@@ -28,6 +28,9 @@ static const char usage_text[] =
     "      --json              print the final result as one JSON object instead of the text\n"
     "      --no-stream         ask for the whole answer at once (stream: false)\n"
     "      --timeout SECONDS   give up after this long in total (e.g. 30, 1.5s, 500ms)\n"
+    "      --retries N         retry a failed attempt up to N times (default 2): connect\n"
+    "                          errors, timeouts, 408/409/429/5xx, cut streams; a stream cut\n"
+    "                          mid-answer continues where it stopped, nothing printed twice\n"
     "  -v, --verbose           timings and usage on stderr\n"
     "      --base-url URL      OpenAI-compatible endpoint (default: $OPENAI_BASE_URL;\n"
     "                          with neither it nor an API key: the embedded mock)\n"
@@ -42,6 +45,7 @@ typedef struct chat {
     cli_provider prov;
     sl_client *client;
     sl_call *call;
+    sl_policy *policy;
     uv_signal_t sigint, sigterm;
     int json, verbose;
     int interrupted;
@@ -151,6 +155,20 @@ static void on_done(sl_call *call, const sl_result *r, void *user)
     uv_stop(c->loop);
 }
 
+static void on_retry(sl_call *call, int attempt, int err, int http_status, double delay_ms,
+                     void *user)
+{
+    chat *c = user;
+    if (!c->verbose)
+        return;
+    if (http_status)
+        fprintf(stderr, "sluice: attempt %d failed (HTTP %d), retrying in %.0f ms\n", attempt,
+                http_status, delay_ms);
+    else
+        fprintf(stderr, "sluice: attempt %d failed (%s), retrying in %.0f ms\n", attempt,
+                sl_strerror(err), delay_ms);
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     chat *c = h->data;
@@ -169,6 +187,7 @@ int cmd_chat(int argc, char **argv)
         {"json", no_argument, NULL, 'j'},
         {"no-stream", no_argument, NULL, 'S'},
         {"timeout", required_argument, NULL, 'T'},
+        {"retries", required_argument, NULL, 'r'},
         {"verbose", no_argument, NULL, 'v'},
         {"base-url", required_argument, NULL, 'b'},
         {"api-key-env", required_argument, NULL, 'k'},
@@ -183,6 +202,7 @@ int cmd_chat(int argc, char **argv)
     long max_tokens = -1;
     double temperature = -1, timeout_s = 0;
     int stream = 1;
+    long retries = 2;
     int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "+m:vh", longopts, NULL)) != -1) {
@@ -209,6 +229,10 @@ int cmd_chat(int argc, char **argv)
             break;
         case 'T':
             if (cli_parse_seconds("--timeout", optarg, &timeout_s))
+                return SL_EXIT_USAGE;
+            break;
+        case 'r':
+            if (cli_parse_long("--retries", optarg, 0, 100, &retries))
                 return SL_EXIT_USAGE;
             break;
         case 'v':
@@ -304,7 +328,20 @@ int cmd_chat(int argc, char **argv)
     uv_signal_start(&c.sigint, on_signal, SIGINT);
     uv_signal_start(&c.sigterm, on_signal, SIGTERM);
 
-    sl_call_opts o = {.on_delta = on_delta, .on_done = on_done, .user = &c};
+    sl_policy_opts po;
+    sl_policy_opts_init(&po);
+    po.max_attempts = (int)retries + 1;
+    po.deadline_ms = (long)(timeout_s * 1000);
+    if ((rc = sl_policy_new(c.loop, &po, &c.policy))) {
+        fprintf(stderr, "sluice: cannot set up retries: %s\n", sl_strerror(rc));
+        close_signals(&c);
+        goto out;
+    }
+    sl_call_opts o = {.on_delta = on_delta,
+                      .on_done = on_done,
+                      .user = &c,
+                      .policy = c.policy,
+                      .on_retry = on_retry};
     if ((rc = sl_call_start(c.client, req, &o, &c.call))) {
         fprintf(stderr, "sluice: cannot start the call to %s: %s\n", co.base_url, sl_strerror(rc));
         close_signals(&c);
@@ -316,6 +353,8 @@ out:
     sl_request_free(req);
     if (c.client)
         sl_client_free(c.client);
+    if (c.policy)
+        sl_policy_free(c.policy);
     cli_provider_close(&c.prov);
     uv_run(c.loop, UV_RUN_DEFAULT);
     uv_loop_close(c.loop);

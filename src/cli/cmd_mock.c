@@ -28,6 +28,7 @@ static const char usage_text[] =
     "  --seed N               seed of answers and fault decisions (default 1)\n"
     "  --rpm N                requests per minute before answering 429 (default: no limit)\n"
     "  --cut-after N          close each stream abruptly after N chunks\n"
+    "  --cut-rate R           share of streams --cut-after applies to, 0..1 (default 1)\n"
     "  --garbage-after N      send a garbage line after N chunks\n"
     "  --stall 1              read each request, then send nothing\n"
     "  --slow-read-ms MS      read request bodies slowly (a slow reader)\n"

@@ -100,6 +100,18 @@ void sl__breaker_record(sl_breaker *b, double now_ms, int ok)
     }
 }
 
+uint64_t sl__breaker_trial_token(const sl_breaker *b)
+{
+    /* opens >= 1 once it has opened, so a half-open generation is never 0 */
+    return b->state == SL_BREAKER_HALF_OPEN ? b->opens : 0;
+}
+
+void sl__breaker_abandon(sl_breaker *b, uint64_t token)
+{
+    if (token && b->state == SL_BREAKER_HALF_OPEN && b->opens == token)
+        b->trial = 0;
+}
+
 double sl__breaker_retry_in(const sl_breaker *b, double now_ms)
 {
     if (b->state != SL_BREAKER_OPEN)

@@ -52,6 +52,17 @@ int sl__breaker_allow(sl_breaker *b, double now_ms);
  * say the upstream is unhealthy: transport, timeout, 5xx, 429; not 400 or cancel). */
 void sl__breaker_record(sl_breaker *b, double now_ms, int ok);
 
+/* Right after sl__breaker_allow returned 1: a non-zero token if that call is the
+ * half-open trial, else 0 (keep it for sl__breaker_abandon). */
+uint64_t sl__breaker_trial_token(const sl_breaker *b);
+
+/* An allowed call ends without an outcome (cancelled or past its deadline before the
+ * upstream answered, or it could not start): it reports nothing to record. If it was the
+ * trial (token from sl__breaker_trial_token) and the circuit still waits for that trial,
+ * the next sl__breaker_allow sends a new one instead of rejecting calls forever. Token 0:
+ * nothing to do. */
+void sl__breaker_abandon(sl_breaker *b, uint64_t token);
+
 /* ms until an open circuit lets a trial through; 0 if not open or already due. */
 double sl__breaker_retry_in(const sl_breaker *b, double now_ms);
 

@@ -62,6 +62,33 @@ start_server garbage "$SLUICE" mock --listen 127.0.0.1:0 --garbage-after 2 --chu
 expect_status 6 "$SLUICE" chat --base-url "$URL_garbage/v1" "garbage"
 ok "garbage mid-stream -> exit 6"
 
+# A flaky provider: retries make it through, and --verbose says so.
+start_server flaky "$SLUICE" mock --listen 127.0.0.1:0 --fail-rate 0.6 --fail-status 503 --seed 5
+for i in 1 2 3; do
+    expect_status 0 "$SLUICE" chat --base-url "$URL_flaky/v1" --retries 20 --json "flaky $i"
+    jq -e --arg p "flaky $i" '.ok and (.text | startswith($p)) and .attempts >= 1' "$T/out" >/dev/null ||
+        fail "retried chat: $(cat "$T/out")"
+done
+[ "$(curl -s "$URL_flaky/stats" | jq .faults)" -gt 0 ] || fail "the flaky mock injected no fault"
+expect_status 5 "$SLUICE" chat --base-url "$URL_failing/v1" --retries 0 --json "x"
+jq -e '.attempts == 1 and .error.http_status == 503' "$T/out" >/dev/null || fail "--retries 0: $(cat "$T/out")"
+ok "--retries: a flaky provider is retried; --retries 0 makes one attempt"
+
+# Streams cut mid-answer at random: each retry continues where the last one stopped, and
+# what the user sees is exactly the answer, no token twice, none missing.
+start_server cutty "$SLUICE" mock --listen 127.0.0.1:0 --chunks 12 --interval-ms 1 --cut-after 5 --cut-rate 0.5 --seed 11
+retried=0
+for i in 1 2 3 4 5 6; do
+    want=$(curl -s -H 'x-mock: cut-after=-1' "$URL_cutty/v1/chat/completions" \
+        -d "{\"model\":\"mock-model\",\"messages\":[{\"role\":\"user\",\"content\":\"resume $i\"}]}" |
+        jq -r '.choices[0].message.content')
+    "$SLUICE" chat --base-url "$URL_cutty/v1" -m mock-model --retries 30 -v "resume $i" >"$T/out" 2>"$T/err" || fail "cut+retry chat $i: $(cat "$T/err")"
+    [ "$(cat "$T/out")" = "$want" ] || fail "continued stream differs: got '$(cat "$T/out")' want '$want'"
+    grep -q 'retrying' "$T/err" && retried=$((retried + 1))
+done
+[ $retried -gt 0 ] || fail "no stream was cut and continued"
+ok "cut streams continued after a retry: exact text, $retried of 6 needed it"
+
 expect_status 2 "$SLUICE" chat --temperature 9 "x"
 expect_status 2 "$SLUICE" chat --no-such-flag "x"
 expect_status 2 "$SLUICE" chat --base-url "ftp://x" "x"

@@ -28,7 +28,9 @@ struct ss_server {
     int open;
     ss_conn *conns;
     char *requests[SS_MAX_REQUESTS];
+    double request_ms[SS_MAX_REQUESTS];
     size_t nrequests;
+    int busy, max_busy;
     int freed;
     int closing; /* handles of the server struct itself still closing */
     char url[256];
@@ -48,7 +50,18 @@ struct ss_conn {
     int closed;
     int handles; /* open handles */
     int counted; /* closed after ss_free: the server waits for it */
+    int busy;    /* between a request read and the end of its answer */
 };
+
+static void set_busy(ss_conn *c, int on)
+{
+    if (c->busy == on)
+        return;
+    c->busy = on;
+    c->s->busy += on ? 1 : -1;
+    if (c->s->busy > c->s->max_busy)
+        c->s->max_busy = c->s->busy;
+}
 
 static void run_steps(ss_conn *c);
 
@@ -78,6 +91,7 @@ static void conn_close(ss_conn *c)
 {
     if (c->closed)
         return;
+    set_busy(c, 0);
     c->closed = 1;
     c->s->open--;
     unlink_conn(c);
@@ -140,6 +154,8 @@ static void run_steps(ss_conn *c)
     while (!c->closed && !c->writing) {
         const ss_step *st = &c->script[c->step];
         c->reading_wanted = 0;
+        if (st->op != SS_SEND && st->op != SS_WAIT)
+            set_busy(c, 0);
         switch (st->op) {
         case SS_END:
         case SS_STALL:
@@ -155,8 +171,10 @@ static void run_steps(ss_conn *c)
                 char *r = malloc(n + 1);
                 memcpy(r, c->in, n);
                 r[n] = '\0';
+                s->request_ms[s->nrequests] = (double)uv_hrtime() / 1e6;
                 s->requests[s->nrequests++] = r;
             }
+            set_busy(c, 1);
             memmove(c->in, c->in + n, c->in_len - n);
             c->in_len -= n;
             c->step++;
@@ -338,6 +356,21 @@ size_t ss_nrequests(const ss_server *s)
 const char *ss_request(const ss_server *s, size_t i)
 {
     return i < s->nrequests ? s->requests[i] : NULL;
+}
+
+double ss_request_ms(const ss_server *s, size_t i)
+{
+    return i < s->nrequests ? s->request_ms[i] : -1;
+}
+
+int ss_busy(const ss_server *s)
+{
+    return s->busy;
+}
+
+int ss_max_busy(const ss_server *s)
+{
+    return s->max_busy;
 }
 
 int ss_open_connections(const ss_server *s)

@@ -75,8 +75,15 @@ int ss_accepts(const ss_server *s);
 /* Complete requests read so far (SS_READ steps), in order; NUL-terminated raw text. */
 size_t ss_nrequests(const ss_server *s);
 const char *ss_request(const ss_server *s, size_t i);
+/* uv_hrtime() in ms when request i was read (lower bounds for "not before" checks). */
+double ss_request_ms(const ss_server *s, size_t i);
 /* Connections currently open. */
 int ss_open_connections(const ss_server *s);
+/* Connections busy with a request: from a completed SS_READ until the script reaches its
+ * next READ, END, STALL or CLOSE (its answer is written) or the connection closes. Now,
+ * and the most seen at once. */
+int ss_busy(const ss_server *s);
+int ss_max_busy(const ss_server *s);
 /* Close the listener and every connection; memory goes in the close callbacks. */
 void ss_free(ss_server *s);
 

@@ -130,6 +130,43 @@ static void test_disabled(void **state)
     assert_int_equal(b.rejects, 0);
 }
 
+static void test_abandon(void **state)
+{
+    sl_breaker_opts o = {.threshold = 1, .cooldown_ms = 100};
+    sl_breaker b;
+    sl__breaker_init(&b, &o);
+    /* closed: an allowed call is no trial; abandoning it changes nothing */
+    assert_int_equal(sl__breaker_allow(&b, 0), 1);
+    assert_true(sl__breaker_trial_token(&b) == 0);
+    sl__breaker_abandon(&b, 0);
+    sl__breaker_record(&b, 0, 0);
+    assert_int_equal(b.state, SL_BREAKER_OPEN);
+
+    /* the trial is cancelled before it reports: the next call becomes the trial */
+    assert_int_equal(sl__breaker_allow(&b, 100), 1);
+    uint64_t t1 = sl__breaker_trial_token(&b);
+    assert_true(t1 != 0);
+    assert_int_equal(sl__breaker_allow(&b, 100), 0);
+    sl__breaker_abandon(&b, t1);
+    assert_int_equal(b.state, SL_BREAKER_HALF_OPEN);
+    assert_int_equal(sl__breaker_allow(&b, 101), 1);
+    uint64_t t2 = sl__breaker_trial_token(&b);
+    assert_true(t2 == t1);
+    assert_int_equal(sl__breaker_allow(&b, 101), 0);
+
+    /* that trial fails and a later trial is out: the stale token does not free it */
+    sl__breaker_record(&b, 200, 0);
+    assert_int_equal(sl__breaker_allow(&b, 300), 1);
+    uint64_t t3 = sl__breaker_trial_token(&b);
+    assert_true(t3 != t1);
+    sl__breaker_abandon(&b, t1);
+    assert_int_equal(sl__breaker_allow(&b, 300), 0);
+    /* nor once it closed */
+    sl__breaker_record(&b, 300, 1);
+    sl__breaker_abandon(&b, t3);
+    assert_int_equal(b.state, SL_BREAKER_CLOSED);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -137,6 +174,7 @@ int main(void)
         cmocka_unit_test(test_state_machine),
         cmocka_unit_test(test_cooldown_doubling),
         cmocka_unit_test(test_disabled),
+        cmocka_unit_test(test_abandon),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,6 +24,7 @@ void sl_mock_opts_init(sl_mock_opts *o)
     o->seed = 1;
     o->rpm = 0;
     o->cut_after = -1;
+    o->cut_rate = 1;
     o->garbage_after = -1;
     o->stall = 0;
     o->slow_read_ms = 0;
@@ -107,6 +108,10 @@ int sl_mock_opts_set(sl_mock_opts *o, const char *key, const char *value)
         if (parse_double(value, 0, 1, &d))
             return SL_EINVAL;
         o->fail_rate = d;
+    } else if (key_is(key, "cut-rate")) {
+        if (parse_double(value, 0, 1, &d))
+            return SL_EINVAL;
+        o->cut_rate = d;
     } else if (key_is(key, "chunks")) {
         if (parse_long(value, 1, SL_MOCK_MAX_CHUNKS, &x))
             return SL_EINVAL;

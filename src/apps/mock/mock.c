@@ -31,9 +31,10 @@ struct sl_mock {
     uv_loop_t *loop;
     sl_mock_opts opts;
     sl_httpd *httpd;
-    sl_mock_stats stats; /* connections come from the server */
-    uint64_t seq;        /* request numbers: ids */
-    uint64_t decisions;  /* requests that reached the fail decision */
+    sl_mock_stats stats;    /* connections come from the server */
+    uint64_t seq;           /* request numbers: ids */
+    uint64_t decisions;     /* requests that reached the fail decision */
+    uint64_t cut_decisions; /* streams that reached the cut-rate decision */
     sl_mock_window window;
     sl_mock_answer scratch; /* the request being answered; a stream takes it over */
     sl_buf out;             /* response bytes being formatted */
@@ -583,6 +584,10 @@ static void on_request(sl_httpd_req *req, void *user)
         return;
     }
     if (m->scratch.stream) {
+        /* cut-rate: only that share of streams is cut (a retried stream can get through). */
+        if (o.cut_after >= 0 && o.cut_rate < 1 &&
+            !sl__mock_should_fail(o.seed ^ 0x9e3779b97f4a7c15ull, m->cut_decisions++, o.cut_rate))
+            o.cut_after = -1;
         answer_stream(m, req, &o, seq);
         return;
     }
@@ -593,7 +598,10 @@ static void on_request(sl_httpd_req *req, void *user)
         respond_error(m, req, 500, "server_error", NULL, NULL, "mock: out of memory");
         return;
     }
-    respond_later(m, req, o.ttft_ms);
+    /* A whole answer arrives when its generation would have finished: the time a stream of
+     * the same answer takes (as the peer kit's node mock does). */
+    int n = m->scratch.n > 0 ? m->scratch.n : 1;
+    respond_later(m, req, o.ttft_ms + (n - 1) * o.interval_ms);
 }
 
 /* Slow reader: throttle the body before it is read, so the x-mock key works too. */
