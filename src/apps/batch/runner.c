@@ -33,12 +33,6 @@
 #include "base/clock.h"
 #include "llm/request.h"
 
-/* Policies (retries, rpm/tpm, breaker, deadline) run inside sl_call once they are wired
- * in (sl_policy_new); until then every request gets exactly one attempt. */
-#ifndef SL_BATCH_HAVE_POLICY
-#define SL_BATCH_HAVE_POLICY 0
-#endif
-
 #define FEED_CAP          256 /* items parsed ahead of the loop */
 #define BAR_INTERVAL_MS   100
 #define MAX_LINE_MESSAGES 100 /* invalid lines reported one by one on the messages stream */
@@ -221,14 +215,7 @@ void sl_batch_opts_init(sl_batch_opts *o)
     o->progress = SL_PROGRESS_AUTO;
     o->status_interval_s = 10;
     o->grace_s = 30;
-#if SL_BATCH_HAVE_POLICY
     sl_policy_opts_init(&o->policy);
-#else
-    o->policy.max_attempts = 1;
-    o->policy.backoff_base_ms = 500;
-    o->policy.backoff_cap_ms = 30000;
-    o->policy.breaker_cooldown_ms = 10000;
-#endif
 }
 
 /* ---- messages and progress -------------------------------------------------------- */
@@ -385,10 +372,8 @@ static void finish(sl_batch *b)
         }
     }
     int output_error = close_outputs(b);
-#if SL_BATCH_HAVE_POLICY
-    sl_policy_free(b->policy);
+    sl_policy_free(b->policy); /* every call has delivered its on_done */
     b->policy = NULL;
-#endif
 
     uint64_t accounted = b->cnt.skipped + b->cnt.done;
     uint64_t unfinished;
@@ -818,12 +803,6 @@ static char *dup_opt(const char *s, int *bad)
     return d;
 }
 
-static int policy_requested(const sl_policy_opts *p)
-{
-    return p->max_attempts > 1 || p->rpm > 0 || p->tpm > 0 || p->breaker_threshold > 0 ||
-           p->deadline_ms > 0;
-}
-
 static int file_exists(const char *path)
 {
     struct stat st;
@@ -856,9 +835,7 @@ void sl_batch_free(sl_batch *b)
         sl__batch_output_close(b->out, NULL, 0);
     if (b->errs)
         sl__batch_output_close(b->errs, NULL, 0);
-#if SL_BATCH_HAVE_POLICY
     sl_policy_free(b->policy);
-#endif
     if (b->sum) {
         sl__batch_summary_free(b->sum);
         free(b->sum);
@@ -988,13 +965,11 @@ int sl_batch_new(uv_loop_t *loop, const sl_batch_opts *o, sl_batch **out, char *
             goto fail;
     }
 
-#if SL_BATCH_HAVE_POLICY
     sl_policy_opts po = o->policy;
     po.concurrency = 0; /* the batch keeps its own bound */
     rc = sl_policy_new(loop, &po, &b->policy);
     if (rc)
         FAIL(rc, "invalid retry or rate-limit options: %s", sl_strerror(rc));
-#endif
     *out = b;
     return 0;
 fail:
@@ -1049,9 +1024,6 @@ int sl_batch_start(sl_batch *b, sl_batch_done_cb on_done, void *user)
     if (b->rinfo.resumed)
         say(b, "resuming %s: %" PRIu64 " results kept (%" PRIu64 " failed)", b->output,
             b->rinfo.ids, b->rinfo.failed);
-    if (!SL_BATCH_HAVE_POLICY && policy_requested(&b->o.policy))
-        say(b, "retries and rate limits are not available in this build yet: each request "
-               "gets one attempt");
 
     int tty = isatty(fileno(b->msg));
     b->bar = b->o.progress == SL_PROGRESS_ALWAYS || (b->o.progress == SL_PROGRESS_AUTO && tty);
