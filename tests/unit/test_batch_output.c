@@ -256,7 +256,7 @@ static void test_resume_every_torn_cut(void **state)
     assert_int_equal(sl__batch_output_open(out_path, &o, &out, &info, err, sizeof err), 0);
     put_abc(out);
     assert_int_equal(sl__batch_output_close(out, err, sizeof err), 0);
-    size_t full_len;
+    size_t full_len = 0;
     char *full = slurp(out_path, &full_len);
     size_t off_c = strlen(LINE_A) + strlen(LINE_B);
 

@@ -289,8 +289,8 @@ void sl__mock_fmt_seconds(char *out, size_t n, double ms)
         snprintf(out, n, "%llds", sec);
         return;
     }
-    char digits[24];
-    snprintf(digits, sizeof digits, "%03lld", frac);
+    char digits[8]; /* frac is 1..999 */
+    snprintf(digits, sizeof digits, "%03d", (int)frac);
     int k = 3;
     while (k > 1 && digits[k - 1] == '0')
         k--;
