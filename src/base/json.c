@@ -97,7 +97,7 @@ int sl__json_escape(sl_buf *b, const char *s, size_t n, const char *invalid)
     int rc = 0;
     for (size_t i = 0; i < n && !rc;) {
         unsigned c = p[i];
-        if (c >= 0x20 && c != '"' && c != '\\' && (c < 0x80 || !invalid)) {
+        if (c >= 0x20 && c != 0x7f && c != '"' && c != '\\' && (c < 0x80 || !invalid)) {
             i++;
             continue;
         }

@@ -26,7 +26,7 @@ long long sl__json_int(const json_t *obj, const char *key, long long def);
  * (overlong forms, surrogates and code points over U+10FFFF are not valid). */
 size_t sl__utf8_seq(const unsigned char *s, size_t n);
 
-/* Append (s, n) as the inside of a JSON string: '"', '\\' and control characters escaped,
+/* Append (s, n) as the inside of a JSON string: '"', '\\', control characters and DEL escaped,
  * UTF-8 copied as it is. invalid: what replaces each byte that is not valid UTF-8 (e.g.
  * "\\ufffd" or "?"); NULL when s is known to be valid (text from a JSON parser) and
  * bytes are copied unchecked. 0, SL_ENOMEM or SL_ELIMIT (b's cap). */
