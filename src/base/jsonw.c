@@ -9,7 +9,7 @@
 
 #define MAX_DEPTH 1000
 
-static int write_string(sl_buf *out, const char *s, size_t n)
+int sl__json_write_string(sl_buf *out, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     int rc = sl__buf_append(out, "\"", 1);
@@ -50,7 +50,7 @@ static int write_string(sl_buf *out, const char *s, size_t n)
     return rc ? rc : sl__buf_append(out, "\"", 1);
 }
 
-static int write_real(sl_buf *out, double d)
+int sl__json_write_real(sl_buf *out, double d)
 {
     char tmp[40];
     for (int prec = 15; prec <= 17; prec++) {
@@ -80,7 +80,7 @@ static int write_value(sl_buf *out, const json_t *v, int depth)
             first = 0;
             const char *k = json_object_iter_key(it);
             if (!rc)
-                rc = write_string(out, k, json_object_iter_key_len(it));
+                rc = sl__json_write_string(out, k, json_object_iter_key_len(it));
             if (!rc)
                 rc = sl__buf_append(out, ":", 1);
             if (!rc)
@@ -99,11 +99,11 @@ static int write_value(sl_buf *out, const json_t *v, int depth)
         return rc ? rc : sl__buf_append(out, "]", 1);
     }
     case JSON_STRING:
-        return write_string(out, json_string_value(v), json_string_length(v));
+        return sl__json_write_string(out, json_string_value(v), json_string_length(v));
     case JSON_INTEGER:
         return sl__buf_printf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
     case JSON_REAL:
-        return write_real(out, json_real_value(v));
+        return sl__json_write_real(out, json_real_value(v));
     case JSON_TRUE:
         return sl__buf_append(out, "true", 4);
     case JSON_FALSE:

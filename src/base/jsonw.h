@@ -14,6 +14,11 @@
 
 /* Append v to out. 0, SL_ENOMEM, SL_ELIMIT (out's cap, or nesting over 1000). */
 int sl__json_write(sl_buf *out, const json_t *v);
+/* The pieces, for writers that do not hold a jansson value: a string of n bytes (UTF-8)
+ * quoted and escaped, a real in the fewest digits that read back the same. 0, SL_ENOMEM
+ * or SL_ELIMIT; a failed call may leave part of its output. */
+int sl__json_write_string(sl_buf *out, const char *s, size_t n);
+int sl__json_write_real(sl_buf *out, double d);
 /* v as a new NUL-terminated string (caller frees), its length in *len if len is not
  * NULL. NULL on ENOMEM. */
 char *sl__json_dump_exact(const json_t *v, size_t *len);

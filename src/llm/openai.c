@@ -12,6 +12,7 @@
 
 #include "base/buf.h"
 #include "base/json.h"
+#include "base/jsontok.h"
 #include "base/jsonw.h"
 #include "io/sse.h"
 #include "llm/request.h"
@@ -168,6 +169,7 @@ typedef struct tool_acc {
 
 typedef struct str_field {
     char *key;
+    size_t keylen; /* head fields only */
     sl_buf val;
 } str_field;
 
@@ -182,11 +184,15 @@ typedef struct choice_acc {
     int ntools;
     str_field *sx; /* other string fields of the message: concatenated */
     int nsx;
-    json_t *mx; /* other message fields: last wins */
-    json_t *finish_reason;
+    json_t *mx;           /* other message fields: last wins */
+    sl_buf finish_reason; /* the JSON text of the last non-null one */
+    int has_finish_reason;
     json_t *logprobs;
     json_t *extra; /* other choice fields */
 } choice_acc;
+
+/* SCRATCH_* name the buffers that hold unescaped strings while they are in use. */
+enum { SCRATCH_TEXT = 0, SCRATCH_NAME, SCRATCH_ARGS, NSCRATCH };
 
 struct sl_openai_parser {
     sl_openai_kind kind;
@@ -195,12 +201,22 @@ struct sl_openai_parser {
     void *user;
     sl_sse_parser sse;
     int failed;
-    int cb_rc;     /* non-zero: on_delta stopped us */
-    json_t *head;  /* top-level fields other than choices and usage */
-    json_t *usage; /* the provider's usage object */
+    int cb_rc; /* non-zero: on_delta stopped us */
+    /* Top-level fields other than choices and usage, each as the JSON text of its last
+     * non-null value (the same in nearly every chunk: compared, not parsed), in the order
+     * they first came. Turned into JSON values once, at the end. */
+    str_field *head;
+    int nhead;
+    sl_buf usage;  /* the JSON text of the provider's last usage object */
+    int has_usage; /* and its numbers: */
+    sl_usage usage_n;
+    sl_buf finish_out; /* choice 0's finish_reason as a C string, for out */
     choice_acc *choices;
     int nchoices;
-    size_t assembled; /* bytes of text held */
+    size_t assembled;                  /* bytes of text held */
+    sl_jtoks toks;                     /* the chunk being read */
+    sl_jmembers mtop, mchoice, mdelta; /* the members of the objects being read */
+    sl_buf scratch[NSCRATCH];
     sl_buf error_body;
     json_t *parsed; /* non-streamed: the body */
     sl_buf body;
@@ -225,7 +241,7 @@ static void choice_free(choice_acc *c)
     }
     free(c->sx);
     json_decref(c->mx);
-    json_decref(c->finish_reason);
+    sl__buf_free(&c->finish_reason);
     json_decref(c->logprobs);
     json_decref(c->extra);
 }
@@ -242,14 +258,17 @@ sl_openai_parser *sl__openai_parser_new(sl_openai_kind kind, size_t max_event,
     p->max_event = max_event ? max_event : DEFAULT_MAX_EVENT;
     p->on_delta = on_delta;
     p->user = user;
-    p->head = json_object();
-    if (!p->head) {
-        free(p);
-        return NULL;
-    }
     sl__sse_init(&p->sse, p->max_event, p->max_event, on_event, p);
+    sl__jtoks_init(&p->toks);
+    sl__jmembers_init(&p->mtop);
+    sl__jmembers_init(&p->mchoice);
+    sl__jmembers_init(&p->mdelta);
+    for (int i = 0; i < NSCRATCH; i++)
+        sl__buf_init(&p->scratch[i], 0);
     sl__buf_init(&p->error_body, p->max_event);
     sl__buf_init(&p->body, 0);
+    sl__buf_init(&p->usage, 0);
+    sl__buf_init(&p->finish_out, 0);
     p->out.usage.prompt_tokens = -1;
     p->out.usage.completion_tokens = -1;
     p->out.usage.total_tokens = -1;
@@ -261,11 +280,22 @@ void sl__openai_parser_free(sl_openai_parser *p)
     if (!p)
         return;
     sl__sse_free(&p->sse);
-    json_decref(p->head);
-    json_decref(p->usage);
+    for (int i = 0; i < p->nhead; i++) {
+        free(p->head[i].key);
+        sl__buf_free(&p->head[i].val);
+    }
+    free(p->head);
+    sl__buf_free(&p->usage);
+    sl__buf_free(&p->finish_out);
     for (int i = 0; i < p->nchoices; i++)
         choice_free(&p->choices[i]);
     free(p->choices);
+    sl__jtoks_free(&p->toks);
+    sl__jmembers_free(&p->mtop);
+    sl__jmembers_free(&p->mchoice);
+    sl__jmembers_free(&p->mdelta);
+    for (int i = 0; i < NSCRATCH; i++)
+        sl__buf_free(&p->scratch[i]);
     sl__buf_free(&p->error_body);
     json_decref(p->parsed);
     sl__buf_free(&p->body);
@@ -285,6 +315,11 @@ static int fail(sl_openai_parser *p, int err, const char *fmt, const char *arg)
     }
     p->failed = 1;
     return err;
+}
+
+static int nomem(sl_openai_parser *p)
+{
+    return fail(p, SL_ENOMEM, "%s", "out of memory");
 }
 
 static int emit(sl_openai_parser *p, const sl_delta *in)
@@ -314,7 +349,7 @@ static int grow(sl_openai_parser *p, sl_buf *b, const char *s, size_t n)
         return fail(p, SL_ELIMIT, "answer over %s bytes", cap);
     }
     p->assembled += n;
-    return sl__buf_append(b, s, n) ? fail(p, SL_ENOMEM, "%s", "out of memory") : 0;
+    return sl__buf_append(b, s, n) ? nomem(p) : 0;
 }
 
 static int set_or_keep(json_t *obj, const char *key, json_t *v)
@@ -363,6 +398,7 @@ static choice_acc *get_choice(sl_openai_parser *p, json_int_t idx)
             sl__buf_init(&n[i].role, 64);
             sl__buf_init(&n[i].content, 0);
             sl__buf_init(&n[i].reasoning, 0);
+            sl__buf_init(&n[i].finish_reason, 0);
         }
         p->choices = n;
         p->nchoices = (int)idx + 1;
@@ -411,64 +447,161 @@ static str_field *get_sx(choice_acc *c, const char *key)
     return &n[c->nsx++];
 }
 
-static json_int_t index_of(const json_t *obj, size_t pos)
+/* ---- reading a chunk ---------------------------------------------------------------------
+ * A chunk is read as tokens (base/jsontok), which point into the event's data. Members are
+ * looked up as jansson's tree would answer (the last of repeated names); values kept as
+ * they are become jansson values (unknown fields, logprobs), or are kept as their JSON
+ * text (top-level fields, finish_reason, usage) and written back by base/jsontok, which
+ * happens about once per answer. */
+
+#define GET(obj, lit) SL_JTOK_GET(&p->toks, (obj), (lit))
+
+static int tok_type(const sl_openai_parser *p, uint32_t i)
 {
-    json_t *i = json_object_get(obj, "index");
-    return json_is_integer(i) ? json_integer_value(i) : (json_int_t)pos;
+    return i ? p->toks.v[i].type : -1; /* -1: absent */
 }
 
-static int text_delta(sl_openai_parser *p, sl_delta_kind kind, int choice, sl_buf *acc,
-                      const json_t *s)
+/* String token i unescaped, into scratch buffer `which` if it has escapes. */
+static int tok_str(sl_openai_parser *p, uint32_t i, int which, sl_str *out)
 {
-    size_t n = json_string_length(s);
-    if (!n)
-        return 0;
-    int rc = grow(p, acc, json_string_value(s), n);
+    int rc = sl__jtok_str(&p->toks, i, &p->scratch[which], out);
+    return rc ? nomem(p) : 0;
+}
+
+/* Name token i as a C string in scratch (jansson keys are NUL-terminated, and object
+ * names from the tokenizer never contain NUL). */
+static int tok_key(sl_openai_parser *p, uint32_t i, const char **out)
+{
+    sl_str s;
+    int rc = tok_str(p, i, SCRATCH_TEXT, &s);
     if (rc)
         return rc;
-    sl_delta d = {.kind = kind, .choice = choice, .text = {json_string_value(s), n}};
+    if (s.ptr != p->scratch[SCRATCH_TEXT].data) {
+        sl__buf_reset(&p->scratch[SCRATCH_TEXT]);
+        if (sl__buf_append(&p->scratch[SCRATCH_TEXT], s.ptr, s.len))
+            return nomem(p);
+    }
+    *out = p->scratch[SCRATCH_TEXT].data;
+    return 0;
+}
+
+/* A new jansson value for token i. */
+static json_t *tok_json(sl_openai_parser *p, uint32_t i)
+{
+    json_t *v = sl__jtok_json(&p->toks, i);
+    if (!v)
+        nomem(p);
+    return v;
+}
+
+/* Names a reader knows, with their lengths. */
+typedef struct known_name {
+    const char *s;
+    size_t n;
+} known_name;
+#define NAME(lit)                                                                                  \
+    {                                                                                              \
+        lit, sizeof(lit) - 1                                                                       \
+    }
+
+/* Fill m with the members of obj; the value of each known name goes to slot[i] (0 when
+ * absent) and its member's val is cleared, so that what is left are the others. */
+static int classify(sl_openai_parser *p, uint32_t obj, sl_jmembers *m, const known_name *names,
+                    int count, uint32_t *slot)
+{
+    for (int i = 0; i < count; i++)
+        slot[i] = 0;
+    if (sl__jtok_members(&p->toks, obj, m))
+        return nomem(p);
+    for (uint32_t i = 0; i < m->n; i++) {
+        const sl_jtok *k = &p->toks.v[m->v[i].key];
+        const char *ks = p->toks.src + k->start + 1;
+        size_t kn = k->len - 2;
+        for (int j = 0; j < count; j++) {
+            if (k->esc ? sl__jtok_str_is(&p->toks, m->v[i].key, names[j].s, names[j].n)
+                       : kn == names[j].n && !memcmp(ks, names[j].s, kn)) {
+                slot[j] = m->v[i].val;
+                m->v[i].val = 0;
+                break;
+            }
+        }
+    }
+    return 0;
+}
+
+/* An integer member, or -1 (as sl__json_int with -1). */
+static long int_member(sl_openai_parser *p, uint32_t obj, const char *key)
+{
+    uint32_t i = sl__jtok_get(&p->toks, obj, key, strlen(key));
+    return tok_type(p, i) == SL_JTOK_INT ? (long)sl__jtok_int(&p->toks, i) : -1;
+}
+
+static json_int_t index_of(sl_openai_parser *p, uint32_t obj, size_t pos)
+{
+    uint32_t i = GET(obj, "index");
+    return tok_type(p, i) == SL_JTOK_INT ? sl__jtok_int(&p->toks, i) : (json_int_t)pos;
+}
+
+static int text_delta(sl_openai_parser *p, sl_delta_kind kind, int choice, sl_buf *acc, uint32_t s)
+{
+    sl_str t;
+    int rc = tok_str(p, s, SCRATCH_TEXT, &t);
+    if (rc || !t.len)
+        return rc;
+    if ((rc = grow(p, acc, t.ptr, t.len)))
+        return rc;
+    sl_delta d = {.kind = kind, .choice = choice, .text = t};
     return emit(p, &d);
 }
 
-static int tool_deltas(sl_openai_parser *p, choice_acc *c, int choice, const json_t *calls)
+static int tool_deltas(sl_openai_parser *p, choice_acc *c, int choice, uint32_t calls)
 {
-    for (size_t i = 0; i < json_array_size(calls); i++) {
-        json_t *tc = json_array_get(calls, i);
-        if (!json_is_object(tc))
+    size_t pos = 0;
+    for (uint32_t tc = calls + 1; tc < p->toks.v[calls].next; tc = p->toks.v[tc].next, pos++) {
+        if (tok_type(p, tc) != SL_JTOK_OBJECT)
             return fail(p, SL_EPROTO, "%s", "stream chunk: tool_calls entry is not an object");
-        json_int_t idx = index_of(tc, i);
+        json_int_t idx = index_of(p, tc, pos);
         tool_acc *t = get_tool(c, idx);
         if (!t)
             return fail(p, SL_EPROTO, "%s", "stream chunk: tool call index out of range");
         sl_delta d = {.kind = SL_DELTA_TOOL_CALL, .choice = choice, .tool_index = (int)idx};
-        json_t *id = json_object_get(tc, "id");
-        json_t *type = json_object_get(tc, "type");
-        json_t *fn = json_object_get(tc, "function");
-        json_t *name = json_object_get(fn, "name");
-        json_t *args = json_object_get(fn, "arguments");
+        uint32_t id = GET(tc, "id");
+        uint32_t type = GET(tc, "type");
+        uint32_t fn = GET(tc, "function");
+        uint32_t name = GET(fn, "name");
+        uint32_t args = GET(fn, "arguments");
+        sl_str s;
         int rc = 0;
         /* id and name are reported with the piece that brings them, once */
-        if (json_is_string(id) && json_string_length(id) && !t->id.len) {
-            if (sl__buf_append(&t->id, json_string_value(id), json_string_length(id)))
-                return fail(p, SL_ELIMIT, "%s", "stream chunk: tool call id too long");
-            d.tool_id = (sl_str){t->id.data, t->id.len};
-        }
-        if (json_is_string(type) && !t->type.len)
-            sl__buf_append(&t->type, json_string_value(type), json_string_length(type));
-        if (json_is_string(name) && json_string_length(name)) {
-            size_t nl = json_string_length(name);
-            const char *ns = json_string_value(name);
-            if (!(t->name.len == nl && !memcmp(t->name.data, ns, nl))) {
-                if (sl__buf_append(&t->name, ns, nl))
-                    return fail(p, SL_ELIMIT, "%s", "stream chunk: tool name too long");
-                d.tool_name = (sl_str){ns, nl};
+        if (tok_type(p, id) == SL_JTOK_STRING && !t->id.len) {
+            if ((rc = tok_str(p, id, SCRATCH_TEXT, &s)))
+                return rc;
+            if (s.len) {
+                if (sl__buf_append(&t->id, s.ptr, s.len))
+                    return fail(p, SL_ELIMIT, "%s", "stream chunk: tool call id too long");
+                d.tool_id = (sl_str){t->id.data, t->id.len};
             }
         }
-        if (json_is_string(args)) {
-            rc = grow(p, &t->args, json_string_value(args), json_string_length(args));
-            if (rc)
+        if (tok_type(p, type) == SL_JTOK_STRING && !t->type.len) {
+            if ((rc = tok_str(p, type, SCRATCH_TEXT, &s)))
                 return rc;
-            d.text = (sl_str){json_string_value(args), json_string_length(args)};
+            sl__buf_append(&t->type, s.ptr, s.len);
+        }
+        if (tok_type(p, name) == SL_JTOK_STRING) {
+            if ((rc = tok_str(p, name, SCRATCH_NAME, &s)))
+                return rc;
+            if (s.len && !(t->name.len == s.len && !memcmp(t->name.data, s.ptr, s.len))) {
+                if (sl__buf_append(&t->name, s.ptr, s.len))
+                    return fail(p, SL_ELIMIT, "%s", "stream chunk: tool name too long");
+                d.tool_name = s;
+            }
+        }
+        if (tok_type(p, args) == SL_JTOK_STRING) {
+            if ((rc = tok_str(p, args, SCRATCH_ARGS, &s)))
+                return rc;
+            if ((rc = grow(p, &t->args, s.ptr, s.len)))
+                return rc;
+            d.text = s;
         }
         if (d.text.len || d.tool_id.len || d.tool_name.len) {
             rc = emit(p, &d);
@@ -479,76 +612,129 @@ static int tool_deltas(sl_openai_parser *p, choice_acc *c, int choice, const jso
     return 0;
 }
 
-static int is_one_of(const char *k, const char *const *list)
+static int chat_delta(sl_openai_parser *p, choice_acc *c, int ci, uint32_t delta)
 {
-    for (; *list; list++)
-        if (!strcmp(k, *list))
-            return 1;
-    return 0;
-}
-
-static int chat_delta(sl_openai_parser *p, choice_acc *c, int ci, json_t *delta)
-{
-    static const char *const known[] = {"role",      "content",    "reasoning_content",
-                                        "reasoning", "tool_calls", NULL};
-    int rc;
-    json_t *role = json_object_get(delta, "role");
-    if (json_is_string(role) && !c->role.len)
-        sl__buf_append(&c->role, json_string_value(role), json_string_length(role));
+    enum { ROLE, CONTENT, REASONING_CONTENT, REASONING, TOOL_CALLS, NKNOWN };
+    static const known_name known[NKNOWN] = {NAME("role"), NAME("content"),
+                                             NAME("reasoning_content"), NAME("reasoning"),
+                                             NAME("tool_calls")};
+    uint32_t slot[NKNOWN];
+    sl_jmembers *m = &p->mdelta;
+    int rc = classify(p, delta, m, known, NKNOWN, slot);
+    if (rc)
+        return rc;
+    sl_str s;
+    if (tok_type(p, slot[ROLE]) == SL_JTOK_STRING && !c->role.len) {
+        if ((rc = tok_str(p, slot[ROLE], SCRATCH_TEXT, &s)))
+            return rc;
+        sl__buf_append(&c->role, s.ptr, s.len);
+    }
     /* Some providers send reasoning under both names: follow the first one seen. */
     const char *rk = c->reasoning_key;
     if (!rk) {
-        if (json_is_string(json_object_get(delta, "reasoning_content")))
+        if (tok_type(p, slot[REASONING_CONTENT]) == SL_JTOK_STRING)
             rk = "reasoning_content";
-        else if (json_is_string(json_object_get(delta, "reasoning")))
+        else if (tok_type(p, slot[REASONING]) == SL_JTOK_STRING)
             rk = "reasoning";
     }
-    json_t *r = rk ? json_object_get(delta, rk) : NULL;
-    if (json_is_string(r)) {
+    uint32_t r = !rk ? 0 : strcmp(rk, "reasoning") ? slot[REASONING_CONTENT] : slot[REASONING];
+    if (tok_type(p, r) == SL_JTOK_STRING) {
         c->reasoning_key = rk;
         if ((rc = text_delta(p, SL_DELTA_REASONING, ci, &c->reasoning, r)))
             return rc;
     }
-    json_t *content = json_object_get(delta, "content");
-    if (json_is_string(content)) {
+    if (tok_type(p, slot[CONTENT]) == SL_JTOK_STRING) {
         c->has_content = 1;
-        if ((rc = text_delta(p, SL_DELTA_CONTENT, ci, &c->content, content)))
+        if ((rc = text_delta(p, SL_DELTA_CONTENT, ci, &c->content, slot[CONTENT])))
             return rc;
     }
-    json_t *calls = json_object_get(delta, "tool_calls");
-    if (json_is_array(calls) && (rc = tool_deltas(p, c, ci, calls)))
+    uint32_t calls = slot[TOOL_CALLS];
+    if (tok_type(p, calls) == SL_JTOK_ARRAY && (rc = tool_deltas(p, c, ci, calls)))
         return rc;
-    const char *k;
-    json_t *v;
-    json_object_foreach(delta, k, v)
-    {
-        if (is_one_of(k, known) || json_is_null(v))
-            continue;
-        if (json_is_string(v)) {
-            str_field *f = get_sx(c, k);
+    for (uint32_t i = 0; i < m->n; i++) {
+        uint32_t k = m->v[i].key, v = m->v[i].val;
+        if (!v || tok_type(p, v) == SL_JTOK_NULL)
+            continue; /* a known name, or null */
+        const char *key;
+        if ((rc = tok_key(p, k, &key)))
+            return rc;
+        if (tok_type(p, v) == SL_JTOK_STRING) {
+            str_field *f = get_sx(c, key);
             if (!f)
                 return fail(p, SL_ELIMIT, "%s", "stream chunk: too many message fields");
-            if ((rc = grow(p, &f->val, json_string_value(v), json_string_length(v))))
+            if ((rc = tok_str(p, v, SCRATCH_ARGS, &s)) || (rc = grow(p, &f->val, s.ptr, s.len)))
                 return rc;
         } else {
             if (!c->mx && !(c->mx = json_object()))
-                return fail(p, SL_ENOMEM, "%s", "out of memory");
-            if (json_object_size(c->mx) >= SL_OPENAI_MAX_EXTRA_FIELDS && !json_object_get(c->mx, k))
+                return nomem(p);
+            if (json_object_size(c->mx) >= SL_OPENAI_MAX_EXTRA_FIELDS &&
+                !json_object_get(c->mx, key))
                 return fail(p, SL_ELIMIT, "%s", "stream chunk: too many message fields");
-            json_object_set(c->mx, k, v);
+            json_t *jv = tok_json(p, v);
+            if (!jv)
+                return SL_ENOMEM;
+            json_object_set_new(c->mx, key, jv);
         }
     }
     return 0;
 }
 
-static int keep_extra(sl_openai_parser *p, json_t **obj, const char *k, json_t *v)
+static int keep_extra(sl_openai_parser *p, json_t **obj, uint32_t k, uint32_t v)
 {
+    const char *key;
+    int rc = tok_key(p, k, &key);
+    if (rc)
+        return rc;
     if (!*obj && !(*obj = json_object()))
-        return fail(p, SL_ENOMEM, "%s", "out of memory");
-    if (json_object_size(*obj) >= SL_OPENAI_MAX_EXTRA_FIELDS && !json_object_get(*obj, k))
+        return nomem(p);
+    if (json_object_size(*obj) >= SL_OPENAI_MAX_EXTRA_FIELDS && !json_object_get(*obj, key))
         return fail(p, SL_ELIMIT, "%s", "stream chunk: too many fields");
-    set_or_keep(*obj, k, v);
+    json_t *jv = tok_json(p, v);
+    if (!jv)
+        return SL_ENOMEM;
+    set_or_keep(*obj, key, jv);
+    json_decref(jv);
     return 0;
+}
+
+/* A top-level field: its last non-null value is kept as JSON text. Chunks name their
+ * fields in the same order, so the search starts where the last one was found. */
+static int keep_head(sl_openai_parser *p, uint32_t k, uint32_t v, uint32_t *hint)
+{
+    const sl_jtok *vt = &p->toks.v[v];
+    const char *text = p->toks.src + vt->start;
+    str_field *f = NULL;
+    for (int n = 0; n < p->nhead && !f; n++) {
+        int i = (int)((*hint + (uint32_t)n) % (uint32_t)p->nhead);
+        if (sl__jtok_str_is(&p->toks, k, p->head[i].key, p->head[i].keylen)) {
+            f = &p->head[i];
+            *hint = (uint32_t)i + 1;
+        }
+    }
+    if (!f) {
+        if (p->nhead >= SL_OPENAI_MAX_EXTRA_FIELDS)
+            return fail(p, SL_ELIMIT, "%s", "stream chunk: too many fields");
+        const char *key;
+        int rc = tok_key(p, k, &key);
+        if (rc)
+            return rc;
+        str_field *n = realloc(p->head, (size_t)(p->nhead + 1) * sizeof *n);
+        if (!n)
+            return nomem(p);
+        p->head = n;
+        f = &n[p->nhead];
+        sl__buf_init(&f->val, 0);
+        if (!(f->key = strdup(key)))
+            return nomem(p);
+        f->keylen = strlen(key);
+        p->nhead++;
+    } else if (vt->type == SL_JTOK_NULL) {
+        return 0; /* null does not erase what an earlier chunk said */
+    } else if (f->val.len == vt->len && !memcmp(f->val.data, text, vt->len)) {
+        return 0;
+    }
+    sl__buf_reset(&f->val);
+    return sl__buf_append(&f->val, text, vt->len) ? nomem(p) : 0;
 }
 
 static void usage_from(sl_usage *u, const json_t *usage)
@@ -578,66 +764,99 @@ static int provider_error(sl_openai_parser *p, const json_t *err, const char *da
     return fail(p, SL_EHTTP, "provider error: %s", msg);
 }
 
-static int chunk(sl_openai_parser *p, json_t *obj, const char *data, size_t len)
+/* A chunk's "error" member is not null: read it as jansson would. */
+static int chunk_error(sl_openai_parser *p, const char *data, size_t len)
 {
-    static const char *const top_known[] = {"choices", "usage", "error", "obfuscation", NULL};
-    static const char *const choice_known[] = {
-        "index", "delta", "finish_reason", "logprobs", "text", "message", NULL};
-    json_t *err = json_object_get(obj, "error");
-    if (err && !json_is_null(err))
-        return provider_error(p, err, data, len);
-    const char *k;
-    json_t *v;
+    json_t *obj = NULL;
+    if (sl__json_parse(data, len, 0, &obj, NULL, 0))
+        return nomem(p); /* the tokenizer accepted it: only memory can fail */
+    int rc = provider_error(p, json_object_get(obj, "error"), data, len);
+    json_decref(obj);
+    return rc;
+}
+
+static int choice_chunk(sl_openai_parser *p, uint32_t ch, size_t pos)
+{
+    enum { INDEX, DELTA, FINISH_REASON, LOGPROBS, TEXT, MESSAGE, NKNOWN };
+    static const known_name known[NKNOWN] = {NAME("index"),    NAME("delta"), NAME("finish_reason"),
+                                             NAME("logprobs"), NAME("text"),  NAME("message")};
+    uint32_t slot[NKNOWN];
     int rc;
-    json_object_foreach(obj, k, v)
-    {
-        if (is_one_of(k, top_known))
-            continue;
-        if (json_object_size(p->head) >= SL_OPENAI_MAX_EXTRA_FIELDS && !json_object_get(p->head, k))
-            return fail(p, SL_ELIMIT, "%s", "stream chunk: too many fields");
-        set_or_keep(p->head, k, v);
+    if (tok_type(p, ch) != SL_JTOK_OBJECT)
+        return fail(p, SL_EPROTO, "%s", "stream chunk: choice is not an object");
+    sl_jmembers *m = &p->mchoice;
+    if ((rc = classify(p, ch, m, known, NKNOWN, slot)))
+        return rc;
+    json_int_t idx = tok_type(p, slot[INDEX]) == SL_JTOK_INT ? sl__jtok_int(&p->toks, slot[INDEX])
+                                                             : (json_int_t)pos;
+    choice_acc *c = get_choice(p, idx);
+    if (!c)
+        return fail(p, SL_EPROTO, "%s", "stream chunk: choice index out of range");
+    if (p->kind == SL_OPENAI_COMPLETIONS) {
+        if (tok_type(p, slot[TEXT]) == SL_JTOK_STRING) {
+            c->has_content = 1;
+            if ((rc = text_delta(p, SL_DELTA_CONTENT, (int)idx, &c->content, slot[TEXT])))
+                return rc;
+        }
+    } else if (tok_type(p, slot[DELTA]) == SL_JTOK_OBJECT) {
+        if ((rc = chat_delta(p, c, (int)idx, slot[DELTA])))
+            return rc;
     }
-    json_t *usage = json_object_get(obj, "usage");
-    if (json_is_object(usage)) {
-        json_decref(p->usage);
-        p->usage = json_incref(usage);
+    uint32_t fr = slot[FINISH_REASON];
+    if (fr && tok_type(p, fr) != SL_JTOK_NULL) {
+        sl__buf_reset(&c->finish_reason);
+        if (sl__buf_append(&c->finish_reason, p->toks.src + p->toks.v[fr].start, p->toks.v[fr].len))
+            return nomem(p);
+        c->has_finish_reason = 1;
     }
-    json_t *choices = json_object_get(obj, "choices");
-    if (choices && !json_is_array(choices) && !json_is_null(choices))
+    uint32_t lp = slot[LOGPROBS];
+    if (lp && tok_type(p, lp) != SL_JTOK_NULL) {
+        json_t *v = tok_json(p, lp);
+        rc = v ? merge_logprobs(c, v) : -1;
+        json_decref(v);
+        if (rc)
+            return nomem(p);
+    }
+    for (uint32_t i = 0; i < m->n; i++)
+        if (m->v[i].val && (rc = keep_extra(p, &c->extra, m->v[i].key, m->v[i].val)))
+            return rc;
+    return 0;
+}
+
+static int chunk(sl_openai_parser *p, const char *data, size_t len)
+{
+    enum { CHOICES, USAGE, ERROR, OBFUSCATION, NKNOWN };
+    static const known_name known[NKNOWN] = {NAME("choices"), NAME("usage"), NAME("error"),
+                                             NAME("obfuscation")};
+    uint32_t slot[NKNOWN];
+    sl_jmembers *m = &p->mtop;
+    int rc = classify(p, 0, m, known, NKNOWN, slot);
+    if (rc)
+        return rc;
+    if (slot[ERROR] && tok_type(p, slot[ERROR]) != SL_JTOK_NULL)
+        return chunk_error(p, data, len);
+    for (uint32_t i = 0, hint = 0; i < m->n; i++)
+        if (m->v[i].val && (rc = keep_head(p, m->v[i].key, m->v[i].val, &hint)))
+            return rc;
+    uint32_t usage = slot[USAGE];
+    if (tok_type(p, usage) == SL_JTOK_OBJECT) {
+        sl__buf_reset(&p->usage);
+        if (sl__buf_append(&p->usage, p->toks.src + p->toks.v[usage].start, p->toks.v[usage].len))
+            return nomem(p);
+        p->has_usage = 1;
+        p->usage_n.prompt_tokens = int_member(p, usage, "prompt_tokens");
+        p->usage_n.completion_tokens = int_member(p, usage, "completion_tokens");
+        p->usage_n.total_tokens = int_member(p, usage, "total_tokens");
+    }
+    uint32_t choices = slot[CHOICES];
+    int ct = tok_type(p, choices);
+    if (ct == SL_JTOK_ARRAY) {
+        size_t pos = 0;
+        for (uint32_t ch = choices + 1; ch < p->toks.v[choices].next; ch = p->toks.v[ch].next)
+            if ((rc = choice_chunk(p, ch, pos++)))
+                return rc;
+    } else if (choices && ct != SL_JTOK_NULL) {
         return fail(p, SL_EPROTO, "%s", "stream chunk: choices is not an array");
-    for (size_t i = 0; i < json_array_size(choices); i++) {
-        json_t *ch = json_array_get(choices, i);
-        if (!json_is_object(ch))
-            return fail(p, SL_EPROTO, "%s", "stream chunk: choice is not an object");
-        json_int_t idx = index_of(ch, i);
-        choice_acc *c = get_choice(p, idx);
-        if (!c)
-            return fail(p, SL_EPROTO, "%s", "stream chunk: choice index out of range");
-        if (p->kind == SL_OPENAI_COMPLETIONS) {
-            json_t *text = json_object_get(ch, "text");
-            if (json_is_string(text)) {
-                c->has_content = 1;
-                if ((rc = text_delta(p, SL_DELTA_CONTENT, (int)idx, &c->content, text)))
-                    return rc;
-            }
-        } else {
-            json_t *delta = json_object_get(ch, "delta");
-            if (json_is_object(delta) && (rc = chat_delta(p, c, (int)idx, delta)))
-                return rc;
-        }
-        json_t *fr = json_object_get(ch, "finish_reason");
-        if (fr && !json_is_null(fr)) {
-            json_decref(c->finish_reason);
-            c->finish_reason = json_incref(fr);
-        }
-        json_t *lp = json_object_get(ch, "logprobs");
-        if (lp && merge_logprobs(c, lp))
-            return fail(p, SL_ENOMEM, "%s", "out of memory");
-        json_object_foreach(ch, k, v)
-        {
-            if (!is_one_of(k, choice_known) && (rc = keep_extra(p, &c->extra, k, v)))
-                return rc;
-        }
     }
     return 0;
 }
@@ -664,28 +883,32 @@ static int on_event(void *user, const sl_sse_event *ev)
     }
     json_t *obj = NULL;
     char err[160];
-    int rc = sl__json_parse(d, n, 0, &obj, err, sizeof err);
+    int rc;
     if (is_error) {
         /* "event: error": whatever the data says is the provider's message */
+        sl__json_parse(d, n, 0, &obj, NULL, 0);
         json_t *e = json_is_object(obj) ? json_object_get(obj, "error") : NULL;
         rc = provider_error(p, e ? e : obj, d, n);
         json_decref(obj);
         return rc;
     }
+    rc = sl__jtok_parse(&p->toks, d, n, 0);
+    if (rc == SL_ENOMEM)
+        return nomem(p);
     if (rc) {
+        /* jansson rejects the same texts: its words make the message */
+        if (sl__json_parse(d, n, 0, &obj, err, sizeof err) == 0)
+            snprintf(err, sizeof err, "%s", "unreadable JSON");
+        json_decref(obj);
         char what[240];
         char head[41];
         printable(head, sizeof head, d, n);
         snprintf(what, sizeof what, "%s in data \"%s\"", err, head);
         return fail(p, SL_EPROTO, "invalid JSON in stream event: %s", what);
     }
-    if (!json_is_object(obj)) {
-        json_decref(obj);
+    if (p->toks.v[0].type != SL_JTOK_OBJECT)
         return fail(p, SL_EPROTO, "%s", "stream event is not a JSON object");
-    }
-    rc = chunk(p, obj, d, n);
-    json_decref(obj);
-    return rc;
+    return chunk(p, d, n);
 }
 
 int sl__openai_feed(sl_openai_parser *p, const char *data, size_t len)
@@ -703,133 +926,251 @@ int sl__openai_feed(sl_openai_parser *p, const char *data, size_t len)
     return rc;
 }
 
-/* ---- the final object ---------------------------------------------------------------- */
+/* ---- the final object ----------------------------------------------------------------
+ * Written straight into the body, in the order and the form the jansson object it stands
+ * for would have under sl__json_write: id, object, created, model, system_fingerprint,
+ * choices, usage, then the other top-level fields as they first came. */
 
-static json_t *str_json(const sl_buf *b)
+static int put(sl_buf *b, const char *s, size_t n)
 {
-    return json_stringn(b->data ? b->data : "", b->len);
+    return sl__buf_append(b, s, n);
+}
+#define PUT(b, lit) put((b), (lit), sizeof(lit) - 1)
+
+static int put_str(sl_buf *b, const char *s, size_t n)
+{
+    return sl__json_write_string(b, s ? s : "", n);
 }
 
-static int add(json_t *obj, const char *k, json_t *v)
+static int put_buf(sl_buf *b, const sl_buf *v)
 {
-    return v ? json_object_set_new(obj, k, v) : -1;
+    return put_str(b, v->data, v->len);
 }
 
-static json_t *tool_json(const tool_acc *t)
+/* ",\"key\":" (without the comma for the first member). */
+static int put_key(sl_buf *b, int *first, const char *key)
 {
-    json_t *fn = json_object();
-    json_t *o = json_object();
-    if (!fn || !o || add(fn, "name", str_json(&t->name)) ||
-        add(fn, "arguments", str_json(&t->args)) || add(o, "id", str_json(&t->id)) ||
-        add(o, "type", t->type.len ? str_json(&t->type) : json_string("function")) ||
-        add(o, "function", json_incref(fn))) {
-        json_decref(fn);
-        json_decref(o);
-        return NULL;
-    }
-    json_decref(fn);
-    return o;
+    int rc = *first ? 0 : PUT(b, ",");
+    *first = 0;
+    if (!rc)
+        rc = put_str(b, key, strlen(key));
+    return rc ? rc : PUT(b, ":");
 }
 
-static json_t *message_json(const choice_acc *c)
+/* A value kept as JSON text, written as jansson would write it. */
+static int put_text(sl_openai_parser *p, const sl_buf *text)
 {
-    json_t *m = json_object();
-    if (!m)
-        return NULL;
-    int bad = add(m, "role", c->role.len ? str_json(&c->role) : json_string("assistant"));
-    bad |= add(m, "content", c->has_content ? str_json(&c->content) : json_null());
-    if (c->reasoning_key)
-        bad |= add(m, c->reasoning_key, str_json(&c->reasoning));
-    if (c->ntools) {
-        json_t *calls = json_array();
-        bad |= add(m, "tool_calls", calls);
-        for (int i = 0; calls && i < c->ntools; i++)
-            if (c->tools[i].present)
-                bad |= json_array_append_new(calls, tool_json(&c->tools[i]));
-    }
-    for (int i = 0; i < c->nsx; i++)
-        bad |= add(m, c->sx[i].key, str_json(&c->sx[i].val));
-    if (c->mx)
-        bad |= json_object_update_missing(m, c->mx);
-    if (bad) {
-        json_decref(m);
-        return NULL;
-    }
-    return m;
+    int rc = sl__jtok_parse(&p->toks, text->data ? text->data : "", text->len, 0);
+    return rc ? rc : sl__jtok_write(&p->body, &p->toks, 0);
 }
 
-static json_t *choice_json(const sl_openai_parser *p, const choice_acc *c, int idx)
+static int put_json(sl_buf *b, const json_t *v)
 {
-    json_t *o = json_object();
-    if (!o)
-        return NULL;
-    int bad = add(o, "index", json_integer(idx));
-    if (p->kind == SL_OPENAI_COMPLETIONS)
-        bad |= add(o, "text", str_json(&c->content));
-    else
-        bad |= add(o, "message", message_json(c));
-    bad |= add(o, "logprobs", c->logprobs ? json_incref(c->logprobs) : json_null());
-    bad |= add(o, "finish_reason", c->finish_reason ? json_incref(c->finish_reason) : json_null());
-    if (c->extra)
-        bad |= json_object_update_missing(o, c->extra);
-    if (bad) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
+    return v ? sl__json_write(b, v) : PUT(b, "null");
 }
 
-static int assemble(sl_openai_parser *p)
+/* The members of a jansson object, but those named in skip (count of them). */
+static int put_members(sl_buf *b, const json_t *obj, const str_field *skip, int count)
 {
-    static const char *const order[] = {"id", "object", "created", "model", "system_fingerprint",
-                                        NULL};
-    json_t *o = json_object();
-    json_t *choices = json_array();
-    int bad = !o || !choices;
-    for (int i = 0; !bad && order[i]; i++) {
-        json_t *v = json_object_get(p->head, order[i]);
-        if (i == 1) {
-            /* the chunk's type names the object it is a piece of */
-            const char *obj = json_string_value(v);
-            const char *whole =
-                p->kind == SL_OPENAI_COMPLETIONS ? "text_completion" : "chat.completion";
-            if (obj && strcmp(obj, "chat.completion.chunk") && strcmp(obj, "text_completion"))
-                whole = obj;
-            bad |= add(o, "object", json_string(whole));
-        } else if (v) {
-            bad |= json_object_set(o, order[i], v);
-        }
+    const char *k;
+    json_t *v;
+    int rc;
+    json_object_foreach((json_t *)obj, k, v)
+    {
+        int dup = 0;
+        for (int i = 0; i < count && !dup; i++)
+            dup = !strcmp(skip[i].key, k);
+        if (dup)
+            continue;
+        int first = 0;
+        if ((rc = put_key(b, &first, k)) || (rc = put_json(b, v)))
+            return rc;
     }
-    for (int i = 0; !bad && i < p->nchoices; i++)
-        if (p->choices[i].present)
-            bad |= json_array_append_new(choices, choice_json(p, &p->choices[i], i));
-    if (!bad) {
-        bad |= json_object_set(o, "choices", choices);
-        if (p->usage)
-            bad |= json_object_set(o, "usage", p->usage);
-        bad |= json_object_update_missing(o, p->head);
-    }
-    if (!bad)
-        bad = sl__json_write(&p->body, o) != 0;
-    json_decref(choices);
-    json_decref(o);
-    if (bad)
-        return fail(p, SL_ENOMEM, "%s", "out of memory");
     return 0;
 }
 
-static void fill_out(sl_openai_parser *p)
+static int put_tool(sl_buf *b, const tool_acc *t)
+{
+    int rc = PUT(b, "{\"id\":");
+    if (!rc)
+        rc = put_buf(b, &t->id);
+    if (!rc)
+        rc = PUT(b, ",\"type\":");
+    if (!rc)
+        rc = t->type.len ? put_buf(b, &t->type) : PUT(b, "\"function\"");
+    if (!rc)
+        rc = PUT(b, ",\"function\":{\"name\":");
+    if (!rc)
+        rc = put_buf(b, &t->name);
+    if (!rc)
+        rc = PUT(b, ",\"arguments\":");
+    if (!rc)
+        rc = put_buf(b, &t->args);
+    return rc ? rc : PUT(b, "}}");
+}
+
+static int put_message(sl_buf *b, const choice_acc *c)
+{
+    int rc = PUT(b, "{\"role\":");
+    if (!rc)
+        rc = c->role.len ? put_buf(b, &c->role) : PUT(b, "\"assistant\"");
+    if (!rc)
+        rc = PUT(b, ",\"content\":");
+    if (!rc)
+        rc = c->has_content ? put_buf(b, &c->content) : PUT(b, "null");
+    int first = 0;
+    if (!rc && c->reasoning_key && !(rc = put_key(b, &first, c->reasoning_key)))
+        rc = put_buf(b, &c->reasoning);
+    if (!rc && c->ntools) {
+        rc = PUT(b, ",\"tool_calls\":[");
+        int n = 0;
+        for (int i = 0; !rc && i < c->ntools; i++) {
+            if (!c->tools[i].present)
+                continue;
+            if (n++)
+                rc = PUT(b, ",");
+            if (!rc)
+                rc = put_tool(b, &c->tools[i]);
+        }
+        if (!rc)
+            rc = PUT(b, "]");
+    }
+    for (int i = 0; !rc && i < c->nsx; i++)
+        if (!(rc = put_key(b, &first, c->sx[i].key)))
+            rc = put_buf(b, &c->sx[i].val);
+    /* a name that was a string in some chunk is there already */
+    if (!rc && c->mx)
+        rc = put_members(b, c->mx, c->sx, c->nsx);
+    return rc ? rc : PUT(b, "}");
+}
+
+static int put_choice(sl_openai_parser *p, const choice_acc *c, int idx)
+{
+    sl_buf *b = &p->body;
+    int rc = sl__buf_printf(b, "{\"index\":%d,", idx);
+    if (!rc && p->kind == SL_OPENAI_COMPLETIONS) {
+        if (!(rc = PUT(b, "\"text\":")))
+            rc = put_buf(b, &c->content);
+    } else if (!rc) {
+        if (!(rc = PUT(b, "\"message\":")))
+            rc = put_message(b, c);
+    }
+    if (!rc)
+        rc = PUT(b, ",\"logprobs\":");
+    if (!rc)
+        rc = put_json(b, c->logprobs);
+    if (!rc)
+        rc = PUT(b, ",\"finish_reason\":");
+    if (!rc)
+        rc = c->has_finish_reason ? put_text(p, &c->finish_reason) : PUT(b, "null");
+    if (!rc && c->extra)
+        rc = put_members(b, c->extra, NULL, 0);
+    return rc ? rc : PUT(b, "}");
+}
+
+static const str_field *head_field(const sl_openai_parser *p, const char *key)
+{
+    for (int i = 0; i < p->nhead; i++)
+        if (!strcmp(p->head[i].key, key))
+            return &p->head[i];
+    return NULL;
+}
+
+/* The "object" of the whole answer: what the chunks say, unless they name a chunk. */
+static int put_object_type(sl_openai_parser *p)
+{
+    const char *whole = p->kind == SL_OPENAI_COMPLETIONS ? "text_completion" : "chat.completion";
+    const str_field *f = head_field(p, "object");
+    sl_str s = {whole, strlen(whole)};
+    if (f) {
+        int rc = sl__jtok_parse(&p->toks, f->val.data, f->val.len, 0);
+        if (!rc && p->toks.v[0].type == SL_JTOK_STRING)
+            rc = sl__jtok_str(&p->toks, 0, &p->scratch[SCRATCH_TEXT], &s);
+        if (rc)
+            return rc;
+        if (p->toks.v[0].type != SL_JTOK_STRING) {
+            s = (sl_str){whole, strlen(whole)};
+        } else {
+            /* read as a C string, the way it was compared and kept before */
+            const char *nul = memchr(s.ptr, '\0', s.len);
+            if (nul)
+                s.len = (size_t)(nul - s.ptr);
+            if ((s.len == 21 && !memcmp(s.ptr, "chat.completion.chunk", 21)) ||
+                (s.len == 15 && !memcmp(s.ptr, "text_completion", 15)))
+                s = (sl_str){whole, strlen(whole)};
+        }
+    }
+    return put_str(&p->body, s.ptr, s.len);
+}
+
+static int write_body(sl_openai_parser *p)
+{
+    static const char *const order[] = {"id", "object", "created", "model", "system_fingerprint"};
+    sl_buf *b = &p->body;
+    int first = 1;
+    int rc = PUT(b, "{");
+    for (int i = 0; !rc && i < 5; i++) {
+        const str_field *f = head_field(p, order[i]);
+        if (i == 1) {
+            if (!(rc = put_key(b, &first, "object")))
+                rc = put_object_type(p);
+        } else if (f && !(rc = put_key(b, &first, order[i]))) {
+            rc = put_text(p, &f->val);
+        }
+    }
+    if (!rc)
+        rc = put_key(b, &first, "choices");
+    if (!rc)
+        rc = PUT(b, "[");
+    for (int i = 0, n = 0; !rc && i < p->nchoices; i++) {
+        if (!p->choices[i].present)
+            continue;
+        if (n++)
+            rc = PUT(b, ",");
+        if (!rc)
+            rc = put_choice(p, &p->choices[i], i);
+    }
+    if (!rc)
+        rc = PUT(b, "]");
+    if (!rc && p->has_usage && !(rc = put_key(b, &first, "usage")))
+        rc = put_text(p, &p->usage);
+    for (int i = 0; !rc && i < p->nhead; i++) {
+        int ordered = 0;
+        for (int j = 0; j < 5; j++)
+            ordered |= !strcmp(p->head[i].key, order[j]);
+        if (!ordered && !(rc = put_key(b, &first, p->head[i].key)))
+            rc = put_text(p, &p->head[i].val);
+    }
+    if (!rc)
+        rc = PUT(b, "}");
+    return rc ? nomem(p) : 0;
+}
+
+/* The result fields for sl_openai_out, once the body is written. */
+static int fill_out(sl_openai_parser *p)
 {
     sl_openai_out *o = &p->out;
     o->body = (sl_str){p->body.data, p->body.len};
-    if (p->usage)
-        usage_from(&o->usage, p->usage);
-    if (p->nchoices && p->choices[0].present) {
-        choice_acc *c = &p->choices[0];
-        o->text = (sl_str){c->content.data, c->content.len};
-        o->reasoning = (sl_str){c->reasoning.data, c->reasoning.len};
-        o->finish_reason = json_string_value(c->finish_reason);
+    if (p->has_usage)
+        o->usage = p->usage_n;
+    if (!p->nchoices || !p->choices[0].present)
+        return 0;
+    choice_acc *c = &p->choices[0];
+    o->text = (sl_str){c->content.data, c->content.len};
+    o->reasoning = (sl_str){c->reasoning.data, c->reasoning.len};
+    if (c->has_finish_reason) {
+        /* a string one, as a C string */
+        sl_str s;
+        if (sl__jtok_parse(&p->toks, c->finish_reason.data, c->finish_reason.len, 0))
+            return nomem(p);
+        if (p->toks.v[0].type == SL_JTOK_STRING) {
+            if (sl__jtok_str(&p->toks, 0, &p->scratch[SCRATCH_TEXT], &s) ||
+                sl__buf_append(&p->finish_out, s.ptr, s.len))
+                return nomem(p);
+            o->finish_reason = p->finish_out.data;
+        }
     }
+    return 0;
 }
 
 int sl__openai_finish(sl_openai_parser *p)
@@ -841,14 +1182,11 @@ int sl__openai_finish(sl_openai_parser *p)
     sl__sse_finish(&p->sse);
     int finished = 0;
     for (int i = 0; i < p->nchoices; i++)
-        finished |= p->choices[i].finish_reason != NULL;
+        finished |= p->choices[i].has_finish_reason;
     if (!p->out.saw_done && !finished)
         return fail(p, SL_EPROTO, "%s", "stream ended before [DONE]");
-    int rc = assemble(p);
-    if (rc)
-        return rc;
-    fill_out(p);
-    return 0;
+    int rc = write_body(p);
+    return rc ? rc : fill_out(p);
 }
 
 /* ---- non-streamed answers ------------------------------------------------------------ */
@@ -858,7 +1196,8 @@ static int body_deltas(sl_openai_parser *p, json_t *choices)
     int rc;
     for (size_t i = 0; i < json_array_size(choices); i++) {
         json_t *ch = json_array_get(choices, i);
-        int idx = (int)index_of(ch, i);
+        json_t *ji = json_object_get(ch, "index");
+        int idx = (int)(json_is_integer(ji) ? json_integer_value(ji) : (json_int_t)i);
         if (p->kind == SL_OPENAI_COMPLETIONS) {
             json_t *t = json_object_get(ch, "text");
             if (json_is_string(t) && json_string_length(t)) {

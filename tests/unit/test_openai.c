@@ -195,6 +195,43 @@ static void test_errors_and_caps(void **state)
     sl__buf_free(&s.log);
 }
 
+/* Chunks are read as jansson reads them: a repeated name counts once, with its last value,
+ * in the place it first had; names may be escaped; a NUL byte right after a number is
+ * skipped. */
+static void test_jansson_reading(void **state)
+{
+    static const char s[] =
+        "data: {\"id\":\"a\",\"id\":\"b\",\"x\":1,\"x\":null,\"choices\":[{\"index\":0,"
+        "\"delta\":{\"content\":\"one\",\"content\":\"two\",\"refusal\":\"r\",\"refusal\":"
+        "\"s\"},\"seed\":1,\"seed\":2}]}\n\n"
+        "data: {\"\\u0069d\":\"c\",\"choices\":[{\"delta\":{\"cont\\u0065nt\":\"!\"},"
+        "\"finish_reason\":\"stop\"}],\"n\":7\0}\n\n"
+        "data: [DONE]\n\n";
+    static const char body_read[] =
+        "{\"id\":\"c\",\"object\":\"chat.completion\",\"choices\":[{\"index\":0,\"message\":{"
+        "\"role\":\"assistant\",\"content\":\"two!\",\"refusal\":\"s\"},\"logprobs\":null,"
+        "\"finish_reason\":\"stop\",\"seed\":2}],\"x\":null,\"n\":7}";
+    sink k = {0};
+    sl__buf_init(&k.log, 0);
+    sl_openai_parser *p = sl__openai_parser_new(SL_OPENAI_CHAT, 0, on_delta, &k);
+    assert_int_equal(sl__openai_feed(p, s, sizeof s - 1), 0);
+    assert_int_equal(sl__openai_finish(p), 0);
+    assert_string_equal(k.log.data, "1/0/0///two|1/0/0///!|");
+    const sl_openai_out *o = sl__openai_out(p);
+    assert_int_equal(o->body.len, strlen(body_read));
+    assert_memory_equal(o->body.ptr, body_read, o->body.len);
+    sl__openai_parser_free(p);
+
+    /* invalid JSON: jansson's words in the message */
+    p = sl__openai_parser_new(SL_OPENAI_CHAT, 0, on_delta, &k);
+    assert_int_equal(feed_all(p, "data: {\"choices\":[1,]}\n\n"), SL_EPROTO);
+    assert_string_equal(sl__openai_out(p)->message,
+                        "invalid JSON in stream event: invalid JSON at column 15: unexpected "
+                        "token near ']' in data \"{\"choices\":[1,]}\"");
+    sl__openai_parser_free(p);
+    sl__buf_free(&k.log);
+}
+
 static void test_non_stream(void **state)
 {
     sink s = {0};
@@ -252,8 +289,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_build),           cmocka_unit_test(test_every_split),
-        cmocka_unit_test(test_errors_and_caps), cmocka_unit_test(test_non_stream),
-        cmocka_unit_test(test_error_message),
+        cmocka_unit_test(test_errors_and_caps), cmocka_unit_test(test_jansson_reading),
+        cmocka_unit_test(test_non_stream),      cmocka_unit_test(test_error_message),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
