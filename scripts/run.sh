@@ -6,4 +6,7 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh
 scripts/build.sh build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
 mkdir -p out
-exec build/release/sluice chat "why is the sky blue?"
+# A fresh run each time: the results file and its side file (a second run would otherwise
+# be refused, or need --resume).
+rm -f out/results.jsonl out/results.jsonl.sluice
+exec build/release/sluice batch examples/prompts.jsonl -o out/results.jsonl --progress always

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <uv.h>
 
 #include <sluice/call.h>
@@ -36,8 +37,11 @@ typedef struct sl_batch_opts {
     sl_policy_opts policy;    /* retries, rpm, tpm, breaker, deadline (concurrency ignored:
                                  the batch keeps its own bound) */
     long timeout_ms;          /* per attempt; 0: the client's */
+    FILE *messages;           /* progress, messages and the summary; NULL: stderr */
 } sl_batch_opts;
 
+/* Defaults: concurrency 50, progress auto, status every 10 s, grace 30 s, the policy's
+ * defaults (one attempt). */
 void sl_batch_opts_init(sl_batch_opts *o);
 
 /* Exit codes of a finished batch, as `sluice batch` documents them. */
@@ -62,7 +66,22 @@ int sl_batch_start(sl_batch *b, sl_batch_done_cb on_done, void *user);
  * the rest. now == 1: cancel every in-flight call at once. Results that finished are
  * written; cancelled items get no line (a --resume runs them). */
 void sl_batch_stop(sl_batch *b, int now);
-/* Release (after on_done). */
+/* Release: after on_done (the batch then holds no handle), or instead of start. */
 void sl_batch_free(sl_batch *b);
+
+/* Where a batch stands, for progress displays and the stop message. */
+typedef struct sl_batch_stats {
+    uint64_t total;      /* items in the input; 0: unknown (stdin) */
+    uint64_t skipped;    /* items that already had a result (resume) */
+    uint64_t ok;         /* succeeded in this run */
+    uint64_t failed;     /* failed permanently in this run (invalid lines included) */
+    uint64_t invalid;    /* invalid input lines (of failed) */
+    uint64_t in_flight;  /* calls running or waiting for a retry */
+    uint64_t retrying;   /* of in_flight, items that have been retried */
+    uint64_t retries;    /* retry attempts */
+    uint64_t unfinished; /* once done: items left by a stop */
+    uint64_t prompt_tokens, completion_tokens;
+} sl_batch_stats;
+void sl_batch_get_stats(const sl_batch *b, sl_batch_stats *st);
 
 #endif

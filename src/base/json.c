@@ -63,6 +63,96 @@ long long sl__json_int(const json_t *obj, const char *key, long long def)
     return json_is_integer(v) ? (long long)json_integer_value(v) : def;
 }
 
+size_t sl__utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0], min, cp;
+    size_t k;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        k = 2, min = 0x80, cp = c & 0x1f;
+    else if (c >= 0xe0 && c <= 0xef)
+        k = 3, min = 0x800, cp = c & 0x0f;
+    else if (c >= 0xf0 && c <= 0xf4)
+        k = 4, min = 0x10000, cp = c & 0x07;
+    else
+        return 0;
+    if (n < k)
+        return 0;
+    for (size_t i = 1; i < k; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return k;
+}
+
+int sl__json_escape(sl_buf *b, const char *s, size_t n, const char *invalid)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s;
+    size_t run = 0; /* start of the bytes copied as they are */
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc;) {
+        unsigned c = p[i];
+        if (c >= 0x20 && c != 0x7f && c != '"' && c != '\\' && (c < 0x80 || !invalid)) {
+            i++;
+            continue;
+        }
+        if (c >= 0x80) { /* invalid != NULL: check the sequence */
+            size_t k = sl__utf8_seq(p + i, n - i);
+            if (k) {
+                i += k;
+                continue;
+            }
+        }
+        rc = sl__buf_append(b, s + run, i - run);
+        if (rc)
+            break;
+        char esc[6] = {'\\', 0, 0, 0, 0, 0};
+        size_t k = 2;
+        switch (c) {
+        case '"':
+        case '\\':
+            esc[1] = (char)c;
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
+        case '\b':
+            esc[1] = 'b';
+            break;
+        case '\f':
+            esc[1] = 'f';
+            break;
+        default:
+            if (c >= 0x80) {
+                rc = sl__buf_append_str(b, invalid);
+                k = 0;
+                break;
+            }
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            k = 6;
+        }
+        if (k && !rc)
+            rc = sl__buf_append(b, esc, k);
+        run = ++i;
+    }
+    return rc ? rc : sl__buf_append(b, s + run, n - run);
+}
+
 char *sl__json_dump(const json_t *v)
 {
     return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);

@@ -54,6 +54,7 @@ char *cli_read_all(FILE *f, size_t max, size_t *len);
 int cli_raise_nofile(long need);
 
 /* Subcommands. */
+int cmd_batch(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_mock(int argc, char **argv);
 

@@ -11,6 +11,7 @@ static const char usage_text[] =
     "OPENAI_BASE_URL, OPENAI_API_KEY or --base-url) every command uses the embedded mock.\n"
     "\n"
     "commands:\n"
+    "  batch     run a JSONL file of requests: bounded, rate-limited, retried, resumable\n"
     "  chat      stream one completion to the terminal as it is generated\n"
     "  mock      serve an OpenAI-compatible upstream that misbehaves on demand\n"
     "\n"
@@ -39,6 +40,8 @@ int main(int argc, char **argv)
         fputs(usage_text, stdout);
         return SL_EXIT_OK;
     }
+    if (!strcmp(cmd, "batch"))
+        return cmd_batch(argc - 1, argv + 1);
     if (!strcmp(cmd, "chat"))
         return cmd_chat(argc - 1, argv + 1);
     if (!strcmp(cmd, "mock"))

@@ -24,6 +24,7 @@
 
 #include "base/buf.h"
 #include "base/clock.h"
+#include "base/json.h"
 #include "base/log.h"
 
 #define SLAB_SIZE (64 * 1024) /* one read, shared by all connections of a server */
@@ -732,55 +733,6 @@ static int no_body_status(int status)
     return status == 204 || status == 304;
 }
 
-/* Append s as the inside of a JSON string: escapes, and U+FFFD for invalid UTF-8. */
-static int json_escape(sl_buf *b, const char *s)
-{
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *p = (const unsigned char *)(s ? s : "");
-    int rc = 0;
-    while (*p && !rc) {
-        unsigned ch = *p;
-        if (ch == '"' || ch == '\\') {
-            char e[2] = {'\\', (char)ch};
-            rc = sl__buf_append(b, e, 2);
-            p++;
-        } else if (ch == '\n') {
-            rc = LIT(b, "\\n");
-            p++;
-        } else if (ch == '\r') {
-            rc = LIT(b, "\\r");
-            p++;
-        } else if (ch == '\t') {
-            rc = LIT(b, "\\t");
-            p++;
-        } else if (ch < 0x20 || ch == 0x7f) {
-            char e[6] = {'\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15]};
-            rc = sl__buf_append(b, e, 6);
-            p++;
-        } else if (ch < 0x80) {
-            rc = sl__buf_append(b, p, 1);
-            p++;
-        } else {
-            int n = ch >= 0xf0 && ch <= 0xf4 ? 4 : ch >= 0xe0 ? 3 : ch >= 0xc2 && ch < 0xe0 ? 2 : 0;
-            int ok = n > 0;
-            for (int i = 1; ok && i < n; i++)
-                ok = (p[i] & 0xc0) == 0x80;
-            if (ok && n == 3) /* no overlongs, no surrogates */
-                ok = !(ch == 0xe0 && p[1] < 0xa0) && !(ch == 0xed && p[1] >= 0xa0);
-            if (ok && n == 4)
-                ok = !(ch == 0xf0 && p[1] < 0x90) && !(ch == 0xf4 && p[1] >= 0x90);
-            if (ok) {
-                rc = sl__buf_append(b, p, (size_t)n);
-                p += n;
-            } else {
-                rc = LIT(b, "\\ufffd");
-                p++;
-            }
-        }
-    }
-    return rc;
-}
-
 static int error_body(sl_buf *b, int status, const char *type, const char *msg)
 {
     int rc = 0;
@@ -788,9 +740,9 @@ static int error_body(sl_buf *b, int status, const char *type, const char *msg)
         type = status >= 500 ? "server_error" : "invalid_request_error";
     sl__buf_reset(b);
     rc |= LIT(b, "{\"error\":{\"message\":\"");
-    rc |= json_escape(b, msg);
+    rc |= sl__json_escape(b, msg ? msg : "", msg ? strlen(msg) : 0, "\\ufffd");
     rc |= LIT(b, "\",\"type\":\"");
-    rc |= json_escape(b, type);
+    rc |= sl__json_escape(b, type, strlen(type), "\\ufffd");
     rc |= LIT(b, "\",\"param\":null,\"code\":null}}");
     return rc ? SL_ENOMEM : 0;
 }

@@ -43,7 +43,12 @@ static json_t *build(const sl_jtoks *t, uint32_t k, sl_buf *scratch)
             sl_str key;
             if (sl__jtok_str(t, i, scratch, &key))
                 abort();
-            char *kz = strndup(key.ptr, key.len);
+            /* not strndup: ASan's strict_string_checks wants a NUL inside the source */
+            char *kz = malloc(key.len + 1);
+            if (!kz)
+                abort();
+            memcpy(kz, key.ptr, key.len);
+            kz[key.len] = '\0';
             if (!sl__jtok_str_is(t, i, kz, key.len))
                 abort();
             json_object_set_new_nocheck(o, kz, build(t, i + 1, scratch));

@@ -66,12 +66,42 @@ static void test_json_depth_cap(void **state)
     assert_non_null(strstr(err, "invalid JSON"));
 }
 
+static void test_json_escape(void **state)
+{
+    sl_buf b;
+    sl__buf_init(&b, 0);
+    /* controls, quotes, backslash escaped; valid UTF-8 kept */
+    assert_int_equal(sl__json_escape(&b, "a\"b\\c\n\r\t\x01\xc3\xa9\xf0\x9f\x98\x80", 15, "?"), 0);
+    assert_string_equal(b.data, "a\\\"b\\\\c\\n\\r\\t\\u0001\xc3\xa9\xf0\x9f\x98\x80");
+    /* invalid UTF-8: a lone continuation, an overlong, a surrogate, a cut sequence */
+    sl__buf_reset(&b);
+    assert_int_equal(sl__json_escape(&b, "x\x80y\xc0\xafz\xed\xa0\x80w\xe2\x82", 12, "\\ufffd"), 0);
+    assert_string_equal(b.data, "x\\ufffdy\\ufffd\\ufffdz\\ufffd\\ufffd\\ufffdw\\ufffd\\ufffd");
+    /* NULL: bytes copied unchecked, NUL escaped */
+    sl__buf_reset(&b);
+    assert_int_equal(sl__json_escape(&b, "\x80\0", 2, NULL), 0);
+    assert_memory_equal(b.data, "\x80\\u0000", 7);
+    /* the output is a JSON string body jansson reads back */
+    sl__buf_reset(&b);
+    const char *in = "tab\there \"q\" \xe2\x82\xac";
+    sl__buf_append_str(&b, "\"");
+    sl__json_escape(&b, in, strlen(in), "?");
+    sl__buf_append_str(&b, "\"");
+    json_t *v = NULL;
+    char err[64];
+    assert_int_equal(sl__json_parse(b.data, b.len, 0, &v, err, sizeof err), 0);
+    assert_string_equal(json_string_value(v), in);
+    json_decref(v);
+    sl__buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_append_and_cap),
         cmocka_unit_test(test_growth),
         cmocka_unit_test(test_json_depth_cap),
+        cmocka_unit_test(test_json_escape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,6 +15,7 @@
 
 #include "apps/batch/progress.h"
 #include "apps/batch/text.h"
+#include "base/json.h"
 
 /* ---- histogram ------------------------------------------------------------------------ */
 
@@ -157,7 +158,7 @@ static char *one_line(const char *m)
     const unsigned char *p = (const unsigned char *)m;
     size_t i = 0, o = 0;
     while (i < n) {
-        size_t k = sl__batch_utf8_seq(p + i, n - i);
+        size_t k = sl__utf8_seq(p + i, n - i);
         size_t w = k ? k : 1;
         if (o + w > cap) {
             memcpy(out + o, "...", 3);

@@ -11,15 +11,13 @@
 
 #include "base/buf.h"
 
-/* Append (s, n) as a JSON string literal with its quotes: '"' and '\\' escaped, control
- * bytes as \n \r \t \b \f or \u00XX, DEL as \u007f, every byte that is not part of valid
- * UTF-8 (also overlongs, surrogates, > U+10FFFF) as \ufffd. 0, SL_ELIMIT or SL_ENOMEM. */
+/* Append (s, n) as a JSON string literal with its quotes (sl__json_escape): '"' and '\\'
+ * escaped, control bytes as \n \r \t \b \f or \u00XX, every byte that is not part of
+ * valid UTF-8 (also overlongs, surrogates, > U+10FFFF) as \ufffd. 0, SL_ELIMIT or
+ * SL_ENOMEM. */
 int sl__batch_json_quote(sl_buf *b, const char *s, size_t n);
 
 /* 1 if (s, n) is valid UTF-8 (NUL bytes allowed), else 0. */
 int sl__batch_utf8_valid(const char *s, size_t n);
-
-/* Length of the valid UTF-8 sequence at s[0..n), or 0 if it is not one. */
-size_t sl__batch_utf8_seq(const unsigned char *s, size_t n);
 
 #endif

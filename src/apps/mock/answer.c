@@ -51,53 +51,6 @@ void sl__mock_answer_free(sl_mock_answer *a)
     sl__buf_free(&a->prompt);
 }
 
-int sl__mock_json_escape(sl_buf *out, const char *s, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t run = 0; /* start of the pending run of bytes copied as they are */
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        TRY(sl__buf_append(out, s + run, i - run));
-        run = i + 1;
-        char esc[6] = {'\\', 0, 0, 0, 0, 0};
-        size_t k = 2;
-        switch (c) {
-        case '"':
-            esc[1] = '"';
-            break;
-        case '\\':
-            esc[1] = '\\';
-            break;
-        case '\n':
-            esc[1] = 'n';
-            break;
-        case '\r':
-            esc[1] = 'r';
-            break;
-        case '\t':
-            esc[1] = 't';
-            break;
-        case '\b':
-            esc[1] = 'b';
-            break;
-        case '\f':
-            esc[1] = 'f';
-            break;
-        default:
-            esc[1] = 'u';
-            esc[2] = '0';
-            esc[3] = '0';
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            k = 6;
-        }
-        TRY(sl__buf_append(out, esc, k));
-    }
-    return sl__buf_append(out, s + run, n - run);
-}
-
 long sl__mock_count_words(const char *s, size_t n)
 {
     long words = 0;
@@ -274,7 +227,7 @@ int sl__mock_answer_parse(sl_mock_answer *a, int kind, const char *body, size_t 
     }
     const json_t *model = json_object_get(root, "model");
     if (json_is_string(model))
-        rc = sl__mock_json_escape(&a->model, json_string_value(model), json_string_length(model));
+        rc = sl__json_escape(&a->model, json_string_value(model), json_string_length(model), NULL);
     else
         rc = LIT(&a->model, "mock-model");
     if (rc)
@@ -298,7 +251,7 @@ int sl__mock_answer_parse(sl_mock_answer *a, int kind, const char *body, size_t 
     }
     if (rc)
         goto out;
-    if ((rc = sl__mock_json_escape(&a->prompt, raw.data ? raw.data : "", raw.len)))
+    if ((rc = sl__json_escape(&a->prompt, raw.data ? raw.data : "", raw.len, NULL)))
         goto out;
     a->n = chunks < 1 ? 1 : chunks;
     if (max >= 1 && max < a->n) {
@@ -558,7 +511,7 @@ int sl__mock_embeddings(sl_buf *out, const char *body, size_t len, uint64_t seed
     if ((rc = LIT(out, "],\"model\":\"")))
         goto out;
     if (json_is_string(model))
-        rc = sl__mock_json_escape(out, json_string_value(model), json_string_length(model));
+        rc = sl__json_escape(out, json_string_value(model), json_string_length(model), NULL);
     else
         rc = LIT(out, "mock-embedding");
     if (rc || (rc = LIT(out, "\",\"usage\":{\"prompt_tokens\":")) || (rc = append_i(out, tokens)) ||
@@ -584,34 +537,6 @@ int sl__mock_models(sl_buf *out)
                "\"owned_by\":\"mock\"}]}");
 }
 
-/* Length of the valid UTF-8 sequence at s (n bytes left), or 0. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    size_t k;
-    unsigned min;
-    unsigned cp;
-    if (s[0] < 0x80)
-        return 1;
-    if ((s[0] & 0xe0) == 0xc0)
-        k = 2, min = 0x80, cp = s[0] & 0x1f;
-    else if ((s[0] & 0xf0) == 0xe0)
-        k = 3, min = 0x800, cp = s[0] & 0x0f;
-    else if ((s[0] & 0xf8) == 0xf0)
-        k = 4, min = 0x10000, cp = s[0] & 0x07;
-    else
-        return 0;
-    if (k > n)
-        return 0;
-    for (size_t i = 1; i < k; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return k;
-}
-
 /* A quoted JSON string of s, or null. Messages may quote the client's bytes (a path, a
  * JSON parser's complaint) or be cut mid-character: invalid UTF-8 becomes '?'. */
 static int str_or_null(sl_buf *out, const char *s)
@@ -619,19 +544,7 @@ static int str_or_null(sl_buf *out, const char *s)
     if (!s)
         return LIT(out, "null");
     TRY(LIT(out, "\""));
-    const unsigned char *p = (const unsigned char *)s;
-    size_t n = strlen(s), run = 0;
-    for (size_t i = 0; i < n;) {
-        size_t k = utf8_seq(p + i, n - i);
-        if (k) {
-            i += k;
-            continue;
-        }
-        TRY(sl__mock_json_escape(out, s + run, i - run));
-        TRY(LIT(out, "?"));
-        run = ++i;
-    }
-    TRY(sl__mock_json_escape(out, s + run, n - run));
+    TRY(sl__json_escape(out, s, strlen(s), "?"));
     return LIT(out, "\"");
 }
 

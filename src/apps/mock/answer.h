@@ -77,8 +77,6 @@ int sl__mock_models(sl_buf *out);
 int sl__mock_error_body(sl_buf *out, const char *message, const char *type, const char *param,
                         const char *code);
 
-/* Append s (n bytes, may hold NULs) JSON-escaped, without quotes. */
-int sl__mock_json_escape(sl_buf *out, const char *s, size_t n);
 /* Whitespace-separated words in (s, n). */
 long sl__mock_count_words(const char *s, size_t n);
 /* The i-th word of the vocabulary for a draw of the PRNG (for tests and docs). */
