@@ -1,21 +1,25 @@
-/* httpc.h — HTTP client: libcurl's multi_socket interface driven by a libuv loop.
+/* httpc.h — HTTP client on a libuv loop: our HTTP/1.1 transport for http://, libcurl's
+ * multi_socket interface for https:// (TLS, HTTP/2).
  *
- * One sl_httpc is one curl multi handle on one loop, so every request made through it
- * shares its connection pool (keep-alive, HTTP/2 multiplexing where the server offers it
- * over TLS). It moves bytes and reports headers; it knows nothing about LLMs or SSE.
+ * One sl_httpc is one client on one loop: every request made through it shares its
+ * connection pool (keep-alive; HTTP/2 multiplexing where a TLS server offers it). It moves
+ * bytes and reports headers; it knows nothing about LLMs or SSE. The transport is chosen
+ * per request by its URL (sl_httpc_opts.transport can force libcurl); the rules below hold
+ * for both, and the unit tests run each of them against both.
  *
  * Callback rules (they are what make the layers above simple):
- * - on_head and on_data run inside libcurl (a write/header callback). From there the
- *   owner may call pause, resume, cancel, free on any request and start new ones: the
- *   work libcurl forbids inside its callbacks is deferred to the loop.
+ * - on_head and on_data run inside the transport (a read callback, or libcurl's write and
+ *   header callbacks). From there the owner may call pause, resume, cancel, free on any
+ *   request and start new ones: the work that cannot happen there is deferred to the loop.
+ *   The bytes given to on_data are borrowed until it returns.
  * - on_done runs exactly once per started request, from the loop and never inside
- *   libcurl nor inside the caller of an sl__httpc_* function. The request may be freed
+ *   the transport nor inside the caller of an sl__httpc_* function. The request may be freed
  *   inside on_done.
- * - Pausing stops reading the socket (curl pause): no on_data while paused. Timeouts for
- *   the first byte and for silence between body bytes are this module's own timers
- *   (libcurl has none); the idle clock does not run while paused.
+ * - Pausing stops reading the socket: no on_data while paused. Timeouts for
+ *   the first byte and for silence between body bytes are this module's own timers;
+ *   the idle clock does not run while paused.
  * - Cancel closes the connection (the transfer is incomplete) right away when called
- *   outside libcurl, otherwise as soon as libcurl returns; on_done follows with
+ *   outside a transport callback, otherwise as soon as it returns; on_done follows with
  *   SL_ECANCELED.
  *
  * The module also offers deferred tasks (sl__httpc_defer): "run this soon, from the
@@ -35,6 +39,13 @@ typedef struct sl_httpc sl_httpc;
 typedef struct sl_httpc_req sl_httpc_req;
 typedef struct sl_httpc_headers sl_httpc_headers;
 
+/* sl_httpc_opts.transport */
+enum {
+    SL_HTTPC_AUTO = 0, /* http:// by our HTTP/1.1 client, everything else by libcurl */
+    SL_HTTPC_H1 = 1,   /* http:// only: any other URL is SL_EINVAL */
+    SL_HTTPC_CURL = 2  /* every URL by libcurl */
+};
+
 typedef struct sl_httpc_opts {
     long connect_timeout_ms;    /* 0: libcurl's default */
     long first_byte_timeout_ms; /* connection ready -> first response byte; 0: none */
@@ -42,6 +53,7 @@ typedef struct sl_httpc_opts {
     long total_timeout_ms;      /* whole request; 0: none */
     int max_host_connections;   /* 0: no cap */
     size_t max_header_bytes;    /* all response header lines; 0: 64 KiB */
+    int transport;              /* SL_HTTPC_AUTO, SL_HTTPC_H1 or SL_HTTPC_CURL */
 } sl_httpc_opts;
 
 /* The response head, as far as the layers above care. Strings are NUL-terminated,

@@ -1,6 +1,8 @@
 /* test_httpc.c — io/httpc against the scripted server: heads, bodies, reuse, errors,
  * timeouts, pause/resume, cancel, header parsing. Every test ends with the loop running
- * dry and closing with no live handle. */
+ * dry and closing with no live handle. The whole suite runs twice: once with the default
+ * transports (our HTTP/1.1 client for http://) and once with every URL through libcurl,
+ * so both keep the same contract. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +16,7 @@
 #include "script_server.c"
 
 static uv_loop_t loop;
+static int transport; /* SL_HTTPC_AUTO or SL_HTTPC_CURL, per group */
 
 typedef struct rec {
     int heads;
@@ -113,6 +116,7 @@ static sl_httpc *client(long fb, long idle, long total)
     o.first_byte_timeout_ms = fb;
     o.idle_timeout_ms = idle;
     o.total_timeout_ms = total;
+    o.transport = transport;
     sl_httpc *h = NULL;
     assert_int_equal(sl__httpc_new(&loop, &o, &h), 0);
     return h;
@@ -645,6 +649,233 @@ static void test_ratelimit_headers(void **state)
     ss_free(ss);
 }
 
+/* One response after another on one connection: chunked (split anywhere), then one that
+ * ends when the server closes (no length), then a 1xx interim head before the real one. */
+static void test_body_framings(void **state)
+{
+    static const ss_step s0[] = {
+        SS_STEP_READ,
+        SS_STEP_SEND("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel"),
+        SS_STEP_WAIT(5),
+        SS_STEP_SEND("lo\r\n6\r\n world\r\n0\r\n\r\n"),
+        SS_STEP_READ,
+        SS_STEP_SEND("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nX-Request-Id: r2\r\n"
+                     "Content-Length: 2\r\n\r\nok"),
+        SS_STEP_READ,
+        SS_STEP_SEND("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil close"),
+        SS_STEP_CLOSE};
+    static const ss_step *const scripts[] = {s0};
+    ss_server *ss;
+    assert_int_equal(ss_start(&loop, scripts, 1, &ss), 0);
+    sl_httpc *h = client(0, 0, 0);
+    rec a = {0}, b = {0}, c = {0};
+    a.free_in_done = b.free_in_done = c.free_in_done = 1;
+    start(h, ss_url(ss, "/a"), &a);
+    run_until(&a.dones);
+    assert_int_equal(a.err, 0);
+    assert_int_equal(a.body_len, 11);
+    assert_memory_equal(a.body, "hello world", 11);
+    start(h, ss_url(ss, "/b"), &b);
+    run_until(&b.dones);
+    assert_int_equal(b.err, 0);
+    assert_int_equal(b.heads, 1);
+    assert_int_equal(b.status, 201);
+    assert_string_equal(b.head.request_id, "r2");
+    assert_memory_equal(b.body, "ok", 2);
+    start(h, ss_url(ss, "/c"), &c);
+    run_until(&c.dones);
+    assert_int_equal(c.err, 0);
+    assert_int_equal(c.body_len, 11);
+    assert_memory_equal(c.body, "until close", 11);
+    assert_int_equal(ss_accepts(ss), 1);
+    sl__httpc_free(h);
+    ss_free(ss);
+}
+
+/* A kept-alive connection the server drops just as the next request arrives (it read
+ * the request, answered nothing): the request goes once more on a new connection. */
+static void test_dropped_keepalive_retried(void **state)
+{
+    static const ss_step s0[] = {SS_STEP_READ, SS_STEP_SEND(OK_HEAD "Content-Length: 3\r\n\r\none"),
+                                 SS_STEP_READ, SS_STEP_CLOSE};
+    static const ss_step s1[] = {SS_STEP_READ, SS_STEP_SEND(OK_HEAD "Content-Length: 3\r\n\r\ntwo"),
+                                 SS_STEP_END};
+    static const ss_step *const scripts[] = {s0, s1};
+    ss_server *ss;
+    assert_int_equal(ss_start(&loop, scripts, 2, &ss), 0);
+    sl_httpc *h = client(0, 0, 0);
+    rec a = {0}, b = {0};
+    a.free_in_done = b.free_in_done = 1;
+    start(h, ss_url(ss, "/a"), &a);
+    run_until(&a.dones);
+    start(h, ss_url(ss, "/b"), &b);
+    run_until(&b.dones);
+    assert_int_equal(b.err, 0);
+    assert_memory_equal(b.body, "two", 3);
+    assert_int_equal(ss_accepts(ss), 2);
+    assert_int_equal(ss_nrequests(ss), 3);
+    sl__httpc_free(h);
+    ss_free(ss);
+}
+
+/* A response that is not HTTP, and one cut in the middle of its body. */
+static void test_bad_and_cut_responses(void **state)
+{
+    static const ss_step s0[] = {SS_STEP_READ, SS_STEP_SEND("HTTP/1.1 2x0 Nope\r\n\r\n"),
+                                 SS_STEP_END};
+    static const ss_step s1[] = {
+        SS_STEP_READ, SS_STEP_SEND(OK_HEAD "Content-Length: 10\r\n\r\nabc"), SS_STEP_CLOSE};
+    static const ss_step *const scripts[] = {s0, s1};
+    ss_server *ss;
+    assert_int_equal(ss_start(&loop, scripts, 2, &ss), 0);
+    sl_httpc *h = client(0, 0, 0);
+    rec a = {0}, b = {0};
+    a.free_in_done = b.free_in_done = 1;
+    start(h, ss_url(ss, "/a"), &a);
+    run_until(&a.dones);
+    /* libcurl 7.88 calls it CURLE_UNSUPPORTED_PROTOCOL */
+    assert_true(a.err == SL_ETRANSPORT || (transport == SL_HTTPC_CURL && a.err == SL_EINVAL));
+    assert_int_equal(a.heads, 0);
+    start(h, ss_url(ss, "/b"), &b);
+    run_until(&b.dones);
+    assert_int_equal(b.err, SL_ETRANSPORT);
+    assert_int_equal(b.heads, 1);
+    assert_int_equal(b.body_len, 3);
+    assert_true(strlen(b.msg) > 0);
+    sl__httpc_free(h);
+    ss_free(ss);
+}
+
+/* Response headers over max_header_bytes end the request with SL_ELIMIT. */
+static void test_header_cap(void **state)
+{
+    static const ss_step s0[] = {
+        SS_STEP_READ,
+        SS_STEP_SEND(
+            "HTTP/1.1 200 OK\r\nX-Long: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n"
+            "Content-Length: 0\r\n\r\n"),
+        SS_STEP_END};
+    static const ss_step *const scripts[] = {s0};
+    ss_server *ss;
+    assert_int_equal(ss_start(&loop, scripts, 1, &ss), 0);
+    sl_httpc_opts o;
+    sl__httpc_opts_init(&o);
+    o.max_header_bytes = 64;
+    o.transport = transport;
+    sl_httpc *h = NULL;
+    assert_int_equal(sl__httpc_new(&loop, &o, &h), 0);
+    rec a = {0};
+    a.free_in_done = 1;
+    start(h, ss_url(ss, "/a"), &a);
+    run_until(&a.dones);
+    assert_int_equal(a.err, SL_ELIMIT);
+    assert_int_equal(a.heads, 0);
+    sl__httpc_free(h);
+    ss_free(ss);
+}
+
+/* With max_host_connections 1, a second request waits for the first one's connection;
+ * "Connection: close" is honoured (the third request opens a new connection). A host
+ * name is resolved. */
+static void test_host_cap_and_close(void **state)
+{
+    static const ss_step s0[] = {
+        SS_STEP_READ, SS_STEP_SEND(OK_HEAD "Content-Length: 3\r\n\r\none"), SS_STEP_READ,
+        SS_STEP_SEND(OK_HEAD "Connection: close\r\nContent-Length: 3\r\n\r\ntwo"), SS_STEP_END};
+    static const ss_step s1[] = {SS_STEP_READ, SS_STEP_SEND(OK_HEAD "Content-Length: 3\r\n\r\nsix"),
+                                 SS_STEP_END};
+    static const ss_step *const scripts[] = {s0, s1};
+    ss_server *ss;
+    assert_int_equal(ss_start(&loop, scripts, 2, &ss), 0);
+    sl_httpc_opts o;
+    sl__httpc_opts_init(&o);
+    o.max_host_connections = 1;
+    o.transport = transport;
+    sl_httpc *h = NULL;
+    assert_int_equal(sl__httpc_new(&loop, &o, &h), 0);
+    char url[64];
+    snprintf(url, sizeof url, "http://localhost:%d/x", ss_port(ss));
+    rec a = {0}, b = {0}, c = {0};
+    a.free_in_done = b.free_in_done = c.free_in_done = 1;
+    start(h, url, &a);
+    start(h, url, &b);
+    run_until(&a.dones);
+    run_until(&b.dones);
+    assert_int_equal(a.err, 0);
+    assert_int_equal(b.err, 0);
+    assert_memory_equal(a.body, "one", 3);
+    assert_memory_equal(b.body, "two", 3);
+    assert_int_equal(ss_accepts(ss), 1);
+    start(h, url, &c);
+    run_until(&c.dones);
+    assert_int_equal(c.err, 0);
+    assert_memory_equal(c.body, "six", 3);
+    assert_int_equal(ss_accepts(ss), 2);
+    sl__httpc_free(h);
+    ss_free(ss);
+}
+
+/* Paused in the first on_data while the rest of the body was read with it: nothing is
+ * delivered until the resume, then the rest in order. */
+static void test_pause_with_bytes_read(void **state)
+{
+    static const ss_step s0[] = {
+        SS_STEP_READ,
+        SS_STEP_SEND("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     "3\r\none\r\n3\r\ntwo\r\n3\r\nsix\r\n0\r\n\r\n"),
+        SS_STEP_END};
+    static const ss_step *const scripts[] = {s0};
+    ss_server *ss;
+    assert_int_equal(ss_start(&loop, scripts, 1, &ss), 0);
+    sl_httpc *h = client(0, 0, 0);
+    rec x = {0};
+    x.pause_after_datas = 1;
+    start(h, ss_url(ss, "/x"), &x);
+    static resumer rs; /* closed by the teardown run */
+    rs = (resumer){.x = &x};
+    uv_timer_init(&loop, &rs.t);
+    rs.t.data = &rs;
+    uv_timer_start(&rs.t, on_resume_timer, 30, 0);
+    run_until(&x.dones);
+    assert_true(rs.fired);
+    assert_int_equal(x.err, 0);
+    assert_int_equal(x.data_while_paused, 0);
+    assert_int_equal(x.body_len, 9);
+    assert_memory_equal(x.body, "onetwosix", 9);
+    uv_close((uv_handle_t *)&rs.t, NULL);
+    sl__httpc_req_free(x.req);
+    sl__httpc_free(h);
+    ss_free(ss);
+}
+
+static void test_url_checks(void **state)
+{
+    sl_httpc *h = client(0, 0, 0);
+    static const char *bad[] = {
+        "http://",       "http://user:pw@127.0.0.1/x", "http://127.0.0.1:99999/",
+        "http://[::1/x", "http://127.0.0.1:/x",        "http://a b/"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        sl_httpc_req_opts ro;
+        memset(&ro, 0, sizeof ro);
+        ro.url = bad[i];
+        ro.on_done = on_done;
+        sl_httpc_req *r = NULL;
+        rec x = {0};
+        ro.user = &x;
+        int rc = sl__httpc_start(h, &ro, &r);
+        if (rc == 0) { /* libcurl finds out later */
+            run_until(&x.dones);
+            assert_int_not_equal(x.err, 0);
+            sl__httpc_req_free(r);
+        } else {
+            assert_int_equal(rc, SL_EINVAL);
+            assert_null(r);
+        }
+    }
+    sl__httpc_free(h);
+}
+
 static void test_duration_parsing(void **state)
 {
 #define D(s) sl__httpc_parse_duration_ms(s, strlen(s))
@@ -699,9 +930,20 @@ static void test_defer(void **state)
     sl__httpc_free(h);
 }
 
+static int group_default(void **state)
+{
+    transport = SL_HTTPC_AUTO;
+    return 0;
+}
+
+static int group_curl(void **state)
+{
+    transport = SL_HTTPC_CURL;
+    return 0;
+}
+
 int main(void)
 {
-    setenv("no_proxy", "*", 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_status_headers_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_header_set, setup, teardown),
@@ -718,8 +960,17 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancel_mid_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_outside_then_free_in_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ratelimit_headers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_body_framings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dropped_keepalive_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_and_cut_responses, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_header_cap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_host_cap_and_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pause_with_bytes_read, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_url_checks, setup, teardown),
         cmocka_unit_test(test_duration_parsing),
         cmocka_unit_test_setup_teardown(test_defer, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests_name("httpc (h1c for http://)", tests, group_default, NULL);
+    failed += cmocka_run_group_tests_name("httpc (libcurl)", tests, group_curl, NULL);
+    return failed;
 }
