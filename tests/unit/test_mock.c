@@ -1215,8 +1215,10 @@ static void script_backpressure(harness *h)
     close(fd);
     /* count events across chunked framing: every event is one chunk */
     long content = 0, done = 0;
-    for (const char *p = all.data; (p = strstr(p, "data: ")); p += 6) {
-        if (!strncmp(p + 6, "[DONE]", 6))
+    /* memmem, not strstr: ASan's strstr measures the whole rest of the buffer each call */
+    const char *end = all.data + all.len;
+    for (const char *p = all.data; (p = memmem(p, (size_t)(end - p), "data: ", 6)); p += 6) {
+        if (end - p >= 12 && !memcmp(p + 6, "[DONE]", 6))
             done++;
         else
             content++;
