@@ -19,8 +19,8 @@
 typedef struct sl_mock sl_mock;
 
 typedef struct sl_mock_opts {
-    double ttft_ms;        /* delay before the first chunk (or the whole non-streamed body) */
-    double interval_ms;    /* delay between chunks */
+    double ttft_ms;        /* request -> first chunk (or the whole non-streamed body) */
+    double interval_ms;    /* between chunks, on a schedule from the request (no drift) */
     int chunks;            /* answer length in chunks (about one token each); default 20 */
     double fail_rate;      /* share of requests answered with fail_status; default 0 */
     int fail_status;       /* default 500; 429 carries Retry-After and retry-after-ms */

@@ -27,6 +27,7 @@
 
 #include "apps/mock/answer.h"
 #include "apps/mock/fault.h"
+#include "apps/mock/pace.h"
 #include "base/buf.h"
 #include "base/json.h"
 #include "io/sse.h"
@@ -569,6 +570,107 @@ static void test_rpm_window(void **state)
     assert_string_equal(s, "0.001s");
     sl__mock_fmt_seconds(s, sizeof s, 1250);
     assert_string_equal(s, "1.25s");
+}
+
+/* Chunks due, and the wait until the next one, for p at now. */
+static int due_at(const sl_mock_pace *p, double now, uint64_t *wait)
+{
+    *wait = 12345;
+    return sl__mock_pace_due(p, now, wait);
+}
+
+static void test_pace_due(void **state)
+{
+    uint64_t w;
+    /* received at 1000, first chunk at 1200, then one every 5 ms */
+    sl_mock_pace p = {.t0_ms = 1000, .ttft_ms = 200, .interval_ms = 5, .n = 20};
+    assert_int_equal(due_at(&p, 1000, &w), 0);
+    assert_int_equal(w, 200);
+    assert_int_equal(due_at(&p, 1198.5, &w), 0);
+    assert_int_equal(w, 2);
+    assert_int_equal(due_at(&p, 1199, &w), 0); /* 1 ms ahead is not due */
+    assert_int_equal(w, 1);
+    assert_int_equal(due_at(&p, 1199.25, &w), 1); /* less than 1 ms ahead is */
+    assert_int_equal(w, 6);                       /* 1205 - 1199.25, rounded up */
+    assert_int_equal(due_at(&p, 1200, &w), 1);
+    assert_int_equal(w, 5);
+    assert_int_equal(due_at(&p, 1204.5, &w), 2);
+    assert_int_equal(w, 6);
+    /* a loop that is late finds several due; the next keeps its time (no drift) */
+    assert_int_equal(due_at(&p, 1213.7, &w), 3);
+    assert_int_equal(w, 2);
+    assert_int_equal(due_at(&p, 1260, &w), 13);
+    assert_int_equal(w, 5);
+    assert_int_equal(due_at(&p, 1294.2, &w), 20); /* the last, 1295 */
+    assert_int_equal(w, 0);
+    assert_int_equal(due_at(&p, 1e9, &w), 20);
+    assert_int_equal(w, 0);
+    assert_int_equal(due_at(&p, 0, &w), 0); /* a clock before t0 */
+    assert_int_equal(w, 1200);
+
+    /* interval 0: everything with chunk 0 */
+    p = (sl_mock_pace){.t0_ms = 0, .ttft_ms = 10, .interval_ms = 0, .n = 5};
+    assert_int_equal(due_at(&p, 8.5, &w), 0);
+    assert_int_equal(w, 2);
+    assert_int_equal(due_at(&p, 9.5, &w), 5);
+    assert_int_equal(w, 0);
+    p.ttft_ms = 0;
+    assert_int_equal(due_at(&p, 0, &w), 5);
+    assert_int_equal(w, 0);
+    /* a delayed whole answer is one chunk */
+    p = (sl_mock_pace){.t0_ms = 500, .ttft_ms = 300, .n = 1};
+    assert_int_equal(due_at(&p, 700, &w), 0);
+    assert_int_equal(w, 100);
+    assert_int_equal(due_at(&p, 799.5, &w), 1);
+    assert_int_equal(w, 0);
+    /* a fractional interval */
+    p = (sl_mock_pace){.t0_ms = 0, .ttft_ms = 0, .interval_ms = 2.5, .n = 4};
+    assert_int_equal(due_at(&p, 0, &w), 1);
+    assert_int_equal(w, 3);
+    assert_int_equal(due_at(&p, 1.6, &w), 2);
+    assert_int_equal(w, 4);
+    assert_int_equal(due_at(&p, 6.6, &w), 4);
+    assert_int_equal(w, 0);
+    /* the largest values the options allow */
+    p = (sl_mock_pace){.t0_ms = 0, .ttft_ms = 3600000, .interval_ms = 3600000, .n = 100000};
+    assert_int_equal(due_at(&p, 0, &w), 0);
+    assert_int_equal(w, 3600000);
+    assert_int_equal(due_at(&p, 3600000.0 * 50000, &w), 50000);
+    assert_int_equal(w, 3600000);
+    assert_int_equal(due_at(&p, 3600000.0 * 100001, &w), 100000);
+    /* an interval far below a millisecond: thousands due at once, counted in one step */
+    p = (sl_mock_pace){.t0_ms = 0, .ttft_ms = 0, .interval_ms = 1e-6, .n = 100000};
+    assert_int_equal(due_at(&p, 0.05, &w), 100000);
+    p.n = 0;
+    assert_int_equal(due_at(&p, 5, &w), 0);
+    assert_int_equal(w, 0);
+
+    /* The rules, over a range of clocks: the first k chunks are due (less than 1 ms
+     * ahead), chunk k is not; the wait reaches chunk k's time within 1 ms; and a timer
+     * that wakes up to 0.999 ms before the wait is over (libuv truncates its clock) still
+     * finds chunk k due, so a wake-up is never wasted. */
+    const double intervals[] = {0, 0.3, 1, 2.5, 5, 7.25};
+    for (size_t i = 0; i < sizeof intervals / sizeof intervals[0]; i++) {
+        p = (sl_mock_pace){.t0_ms = 1000.4, .ttft_ms = 3.3, .interval_ms = intervals[i], .n = 9};
+        int last = 0;
+        for (double now = 990; now < 1080; now += 0.05) {
+            int k = due_at(&p, now, &w);
+            assert_true(k >= last && k <= p.n);
+            last = k;
+            if (k > 0)
+                assert_true(p.t0_ms + p.ttft_ms + (k - 1) * p.interval_ms < now + 1 + 1e-9);
+            if (k == p.n) {
+                assert_int_equal(w, 0);
+                continue;
+            }
+            double due = p.t0_ms + p.ttft_ms + k * p.interval_ms;
+            assert_true(due >= now + 1 - 1e-9);
+            assert_true(w >= 1 && (double)w >= due - now && (double)w < due - now + 1);
+            uint64_t w2;
+            assert_true(sl__mock_pace_due(&p, now + (double)w - 0.999, &w2) > k);
+        }
+        assert_int_equal(last, p.n);
+    }
 }
 
 /* ---- the server, driven by libcurl from a second thread ---- */
@@ -1236,6 +1338,201 @@ static void test_server_backpressure(void **state)
     assert_int_equal(h.stats.client_aborts, 0);
 }
 
+/* The bytes a stream of (kind, body) with these options must carry, built with the
+ * answer formatters and the id and created time of its first event: garbage before chunk
+ * garbage_after, a cut before chunk cut_after (no end), else usage (if asked) and
+ * [DONE]. The server's rules, restated: the test of its chunk order. */
+static void expected_stream(sl_buf *out, int kind, const char *body, int chunks, int garbage_after,
+                            int cut_after, const char *first, size_t first_len)
+{
+    assert_true(first_len > 8);
+    json_t *ev = NULL;
+    const char *nl = memchr(first, '\n', first_len);
+    assert_non_null(nl);
+    assert_int_equal(sl__json_parse(first + 6, (size_t)(nl - first - 6), 0, &ev, NULL, 0), 0);
+    sl_mock_answer a;
+    sl_mock_err e;
+    sl_buf head;
+    sl__mock_answer_init(&a);
+    sl__buf_init(&head, 0);
+    assert_int_equal(sl__mock_answer_parse(&a, kind, body, strlen(body), 1, chunks, &e), 0);
+    assert_int_equal(sl__mock_chunk_head(&head, &a, sl__json_str(ev, "id"),
+                                         (long long)sl__json_int(ev, "created", -1)),
+                     0);
+    json_decref(ev);
+    uint64_t rng = a.words;
+    const char *garbage = "data: @@ garbage {\"not json\n\n";
+    for (int i = 0;; i++) {
+        if (i == garbage_after)
+            sl__buf_append_str(out, garbage);
+        if (i == cut_after)
+            break;
+        if (i == a.n) {
+            if (a.include_usage)
+                assert_int_equal(sl__mock_usage_chunk(out, &a, head.data, head.len), 0);
+            sl__buf_append_str(out, "data: [DONE]\n\n");
+            break;
+        }
+        assert_int_equal(sl__mock_chunk(out, &a, head.data, head.len, i, &rng), 0);
+    }
+    sl__buf_free(&head);
+    sl__mock_answer_free(&a);
+}
+
+/* A timed stream: its body is exactly what the formatters make, in order, once. */
+static void expect_paced(harness *h, const char *path, int kind, const char *xmock,
+                         const char *body, int chunks, int garbage_after, int cut_after)
+{
+    resp r;
+    http(h, "POST", path, xmock, body, 0, &r);
+    assert_int_equal(r.status, 200);
+    if (cut_after >= 0 && cut_after <= chunks)
+        assert_int_not_equal(r.curl_rc, 0); /* no terminating chunk */
+    else
+        assert_int_equal(r.curl_rc, 0);
+    assert_non_null(strstr(header(&r, "transfer-encoding"), "chunked"));
+    const char *first = r.body.data;
+    if (garbage_after == 0) /* the garbage event comes first: the head is in the next */
+        first += strlen("data: @@ garbage {\"not json\n\n");
+    sl_buf want;
+    sl__buf_init(&want, 0);
+    expected_stream(&want, kind, body, chunks, garbage_after, cut_after, first,
+                    r.body.len - (size_t)(first - r.body.data));
+    assert_int_equal(r.body.len, want.len);
+    assert_memory_equal(r.body.data, want.data, want.len);
+    sl__buf_free(&want);
+    resp_free(&r);
+}
+
+static void script_paced(harness *h)
+{
+    const char *chat = "{\"messages\":[{\"role\":\"user\",\"content\":\"paced\"}]}";
+    const char *stream = "{\"stream\":true,\"stream_options\":{\"include_usage\":true},"
+                         "\"messages\":[{\"role\":\"user\",\"content\":\"paced\"}]}";
+    const char *bare = "{\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"q\"}]}";
+    expect_paced(h, "/v1/chat/completions", SL_MOCK_CHAT, "ttft-ms=2; interval-ms=0.5; chunks=40",
+                 stream, 40, -1, -1);
+    expect_paced(h, "/v1/chat/completions", SL_MOCK_CHAT, "interval-ms=1; chunks=3", bare, 3, -1,
+                 -1);
+    /* faults keep their place in a timed stream */
+    expect_paced(h, "/v1/chat/completions", SL_MOCK_CHAT,
+                 "interval-ms=1; chunks=6; garbage-after=2; cut-after=4", bare, 6, 2, 4);
+    expect_paced(h, "/v1/chat/completions", SL_MOCK_CHAT,
+                 "ttft-ms=1; interval-ms=1; chunks=3; garbage-after=0; cut-after=3", stream, 3, 0,
+                 3);
+    expect_paced(h, "/v1/chat/completions", SL_MOCK_CHAT,
+                 "interval-ms=0.25; chunks=5; garbage-after=5", stream, 5, 5, -1);
+    expect_paced(h, "/v1/completions", SL_MOCK_TEXT, "interval-ms=1; chunks=4",
+                 "{\"prompt\":\"p\",\"stream\":true}", 4, -1, -1);
+    /* the non-streamed answer of a timed stream, when that stream would have ended */
+    resp r;
+    http(h, "POST", "/v1/chat/completions", "ttft-ms=1; interval-ms=0.5; chunks=5", chat, 0, &r);
+    assert_int_equal(r.status, 200);
+    json_t *v = json_of(&r);
+    json_t *want = complete(SL_MOCK_CHAT, chat, 1, 5);
+    assert_string_equal(content_of(v), content_of(want));
+    json_decref(v);
+    json_decref(want);
+    resp_free(&r);
+}
+
+static void test_server_paced(void **state)
+{
+    harness h = {0};
+    run(&h, NULL, script_paced);
+    assert_int_equal(h.stats.requests, 7);
+    assert_int_equal(h.stats.streams, 6);
+    assert_int_equal(h.stats.faults, 5); /* 3 garbage events, 2 cuts */
+    assert_int_equal(h.stats.client_aborts, 0);
+}
+
+/* Split a chunked HTTP/1.1 response (headers, chunks, 0-chunk) into its body and the
+ * number of SSE events in each HTTP chunk (each write of the mock is one chunk). */
+static void dechunk(const sl_buf *raw, sl_buf *body, int *events, int max, int *nchunks)
+{
+    const char *p = strstr(raw->data, "\r\n\r\n");
+    assert_non_null(p);
+    p += 4;
+    const char *end = raw->data + raw->len;
+    *nchunks = 0;
+    for (;;) {
+        char *eol = NULL;
+        long n = strtol(p, &eol, 16);
+        assert_true(n >= 0 && eol + 2 <= end);
+        assert_memory_equal(eol, "\r\n", 2);
+        p = eol + 2;
+        if (n == 0)
+            break;
+        assert_true(p + n + 2 <= end);
+        int k = 0;
+        for (const char *q = p; q < p + n; q++)
+            k += q + 1 < p + n && q[0] == '\n' && q[1] == '\n';
+        assert_true(*nchunks < max);
+        events[(*nchunks)++] = k;
+        sl__buf_append(body, p, (size_t)n);
+        p += n;
+        assert_memory_equal(p, "\r\n", 2);
+        p += 2;
+    }
+}
+
+/* Chunks due together go out together: an interval far below a millisecond makes at least
+ * 1 ms worth of chunks (100) due at the first write, and a client that does not read
+ * makes the stream fall behind its schedule, then catch up on drain. Every chunk arrives
+ * once, in order, with the formatters' bytes. */
+static void script_paced_batches(harness *h)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)h->port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    const char *body = "{\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"q\"}]}";
+    char req[512];
+    int n = snprintf(req, sizeof req,
+                     "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                     "x-mock: chunks=20000; interval-ms=0.01\r\n"
+                     "Connection: close\r\nContent-Length: %zu\r\n\r\n%s",
+                     strlen(body), body);
+    assert_int_equal(write(fd, req, (size_t)n), n);
+    usleep(50000); /* let the server fill the socket and block (the test holds either way) */
+    sl_buf raw, got, want;
+    sl__buf_init(&raw, 0);
+    sl__buf_init(&got, 0);
+    sl__buf_init(&want, 0);
+    char buf[65536];
+    ssize_t k;
+    while ((k = read(fd, buf, sizeof buf)) > 0)
+        sl__buf_append(&raw, buf, (size_t)k);
+    close(fd);
+    assert_true(raw.len > 0);
+    static int events[20002];
+    int nchunks = 0;
+    dechunk(&raw, &got, events, 20002, &nchunks);
+    assert_true(events[0] >= 100);
+    assert_true(nchunks < 20001); /* some writes carried several events */
+    int total = 0;
+    for (int i = 0; i < nchunks; i++)
+        total += events[i];
+    assert_int_equal(total, 20001); /* 20000 chunks and [DONE] */
+    expected_stream(&want, SL_MOCK_CHAT, body, 20000, -1, -1, got.data, got.len);
+    assert_int_equal(got.len, want.len);
+    assert_memory_equal(got.data, want.data, want.len);
+    sl__buf_free(&raw);
+    sl__buf_free(&got);
+    sl__buf_free(&want);
+}
+
+static void test_server_paced_batches(void **state)
+{
+    harness h = {0};
+    run(&h, NULL, script_paced_batches);
+    assert_int_equal(h.stats.streams, 1);
+    assert_int_equal(h.stats.client_aborts, 0);
+}
+
 /* Send a raw request on a new connection; returns the socket. */
 static int raw_request(harness *h, const char *xmock, const char *body)
 {
@@ -1330,6 +1627,7 @@ int main(void)
         cmocka_unit_test(test_xmock_parse),
         cmocka_unit_test(test_fail_decision),
         cmocka_unit_test(test_rpm_window),
+        cmocka_unit_test(test_pace_due),
         cmocka_unit_test(test_new_errors),
         cmocka_unit_test(test_server_chat),
         cmocka_unit_test(test_server_routes),
@@ -1338,6 +1636,8 @@ int main(void)
         cmocka_unit_test(test_server_stall),
         cmocka_unit_test(test_server_timers),
         cmocka_unit_test(test_server_backpressure),
+        cmocka_unit_test(test_server_paced),
+        cmocka_unit_test(test_server_paced_batches),
         cmocka_unit_test(test_server_free_busy),
     };
     curl_global_init(CURL_GLOBAL_DEFAULT);

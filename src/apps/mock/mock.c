@@ -1,8 +1,10 @@
 /* mock.c — sl_mock: the OpenAI-compatible upstream that misbehaves on demand.
  *
  * The server half of the mock, on the project's HTTP/1.1 server (io/httpd): routing,
- * the order of fault decisions, timers for TTFT and chunk intervals, backpressure and
- * client aborts. What is said comes from answer.c, how it misbehaves from fault.c.
+ * the order of fault decisions, the timers that wake answers when they are due,
+ * backpressure and client aborts. What is said comes from answer.c, how it misbehaves
+ * from fault.c, when it is due from pace.c (an absolute schedule from the request's
+ * arrival, so a busy loop delays chunks without stretching the pace).
  * It is the upstream of every benchmark, so the response path allocates at most one
  * job per delayed or streamed answer and formats every chunk into one reusable buffer;
  * a stream holds one uv_timer and never produces while the socket is not writable. */
@@ -15,6 +17,7 @@
 
 #include "apps/mock/answer.h"
 #include "apps/mock/fault.h"
+#include "apps/mock/pace.h"
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/log.h"
@@ -51,9 +54,10 @@ struct job {
     int kind;
     uv_timer_t timer;
     int timer_init;
-    int busy;    /* inside produce(): on_close only marks dead */
-    int dead;    /* the peer went away during produce() */
-    int blocked; /* waiting for on_drain */
+    int busy;          /* inside produce(): on_close only marks dead */
+    int dead;          /* the peer went away during produce() */
+    int blocked;       /* waiting for on_drain */
+    sl_mock_pace pace; /* when the answer (JOB_DELAYED) or each chunk (JOB_STREAM) is due */
     char *headers;
     /* JOB_DELAYED: the whole response */
     int status;
@@ -65,9 +69,8 @@ struct job {
     sl_buf head;
     uint64_t rng;
     int whole; /* sent as one response (stream_is_whole) */
-    int started, sent, allowed;
+    int started, sent;
     int cut_after, garbage_after, garbage_done;
-    double interval_ms;
 };
 
 /* ---- jobs ---- */
@@ -158,14 +161,10 @@ static job *job_new(sl_mock *m, sl_httpd_req *req, int kind, const char *headers
     return j;
 }
 
-static uint64_t delay_of(double ms)
-{
-    return (uint64_t)ceil(ms);
-}
-
 static void on_job_timer(uv_timer_t *t);
 
-static int job_arm(job *j, double ms)
+/* Wake j up in wait_ms (from sl__mock_pace_due). */
+static int job_arm(job *j, uint64_t wait_ms)
 {
     if (!j->timer_init) {
         if (uv_timer_init(j->m->loop, &j->timer))
@@ -173,7 +172,10 @@ static int job_arm(job *j, double ms)
         j->timer.data = j;
         j->timer_init = 1;
     }
-    return uv_timer_start(&j->timer, on_job_timer, delay_of(ms), 0) ? SL_EINVAL : 0;
+    /* A timer counts from the loop's cached time, which is as old as the current pass:
+     * under load that is milliseconds, and the wake-up would come that much early. */
+    uv_update_time(j->m->loop);
+    return uv_timer_start(&j->timer, on_job_timer, wait_ms, 0) ? SL_EINVAL : 0;
 }
 
 /* ---- streams ---- */
@@ -215,9 +217,10 @@ static int flush(job *j)
     return rc;
 }
 
-/* Send what is due: the chunks up to j->allowed, the garbage event, the cut or the end.
- * Chunks due at the same moment (interval 0, or a catch-up after a drain) go out as one
- * write of at most about BATCH bytes; a timed stream writes one chunk per tick. Stops
+/* Send what is due: the chunks whose time has come (j->pace), the garbage event, the cut
+ * or the end, then sleep until the next chunk is due. Chunks due at the same moment
+ * (interval 0, a loop that fell behind, a catch-up after a drain) go out as one write of
+ * at most about BATCH bytes; a timed stream on time writes one chunk per wake-up. Stops
  * while the connection is not writable and resumes from on_drain. */
 #define BATCH (64u << 10)
 
@@ -226,6 +229,8 @@ static void produce(job *j)
     sl_mock *m = j->m;
     sl_buf *o = &m->out;
     sl__buf_reset(o);
+    uint64_t wait_ms;
+    int allowed = sl__mock_pace_due(&j->pace, sl__clock_ms(), &wait_ms);
     j->busy = 1;
     for (;;) {
         if (!j->garbage_done && j->sent == j->garbage_after) {
@@ -254,10 +259,10 @@ static void produce(job *j)
             release(j);
             return;
         }
-        if (j->sent >= j->allowed) {
+        if (j->sent >= allowed) {
             if (flush(j))
                 return;
-            if (job_arm(j, j->interval_ms))
+            if (job_arm(j, wait_ms))
                 sl__log(SL_LOG_ERROR, "mock: cannot start a timer");
             break;
         }
@@ -328,24 +333,31 @@ static void stream_begin(job *j)
         cut(j);
         return;
     }
-    j->allowed = j->interval_ms > 0 ? 1 : j->a.n;
     produce(j);
 }
 
 static void on_job_timer(uv_timer_t *t)
 {
     job *j = t->data;
+    if (j->kind == JOB_STREAM && j->started) {
+        produce(j); /* sends what is due, sleeps again */
+        return;
+    }
+    uint64_t wait_ms;
+    if (sl__mock_pace_due(&j->pace, sl__clock_ms(), &wait_ms) == 0) {
+        /* woke up early (the loop's clock is coarser than ours): not yet */
+        if (job_arm(j, wait_ms))
+            sl__log(SL_LOG_ERROR, "mock: cannot start a timer");
+        return;
+    }
     if (j->kind == JOB_DELAYED) {
         sl_httpd_req *req = j->req;
         sl__httpd_req_on_close(req, NULL);
         j->req = NULL;
         sl__httpd_respond(req, j->status, j->ctype, j->headers, j->body, j->body_len);
         release(j);
-    } else if (!j->started) {
-        stream_begin(j);
     } else {
-        j->allowed++;
-        produce(j);
+        stream_begin(j);
     }
 }
 
@@ -367,20 +379,24 @@ static void respond_error(sl_mock *m, sl_httpd_req *req, int status, const char 
     sl__httpd_respond(req, status, "application/json", m->hdr.data, m->out.data, m->out.len);
 }
 
-/* Answer now (delay 0) or after delay_ms with the body in m->out. */
-static void respond_later(sl_mock *m, sl_httpd_req *req, double delay_ms)
+/* Answer with the body in m->out delay_ms after the request arrived at t0_ms (now, if
+ * that time has come). */
+static void respond_later(sl_mock *m, sl_httpd_req *req, double t0_ms, double delay_ms)
 {
-    if (delay_ms <= 0) {
+    sl_mock_pace pace = {.t0_ms = t0_ms, .ttft_ms = delay_ms, .n = 1};
+    uint64_t wait_ms;
+    if (delay_ms <= 0 || sl__mock_pace_due(&pace, sl__clock_ms(), &wait_ms)) {
         sl__httpd_respond(req, 200, "application/json", m->hdr.data, m->out.data, m->out.len);
         return;
     }
     job *j = job_new(m, req, JOB_DELAYED, m->hdr.data);
     if (j) {
+        j->pace = pace;
         j->status = 200;
         j->ctype = "application/json";
         j->body_len = m->out.len;
         j->body = sl__buf_steal(&m->out);
-        if (j->body && job_arm(j, delay_ms) == 0)
+        if (j->body && job_arm(j, wait_ms) == 0)
             return;
         release(j);
     }
@@ -424,7 +440,8 @@ static int request_opts(sl_mock *m, sl_httpd_req *req, sl_mock_opts *o, char *er
     return sl__mock_xmock_parse(o, x.ptr, x.len, err, n);
 }
 
-static void answer_stream(sl_mock *m, sl_httpd_req *req, const sl_mock_opts *o, uint64_t seq)
+static void answer_stream(sl_mock *m, sl_httpd_req *req, const sl_mock_opts *o, uint64_t seq,
+                          double t0_ms)
 {
     sl__buf_append_str(&m->hdr, "Cache-Control: no-cache\r\n");
     char id[48];
@@ -461,11 +478,13 @@ static void answer_stream(sl_mock *m, sl_httpd_req *req, const sl_mock_opts *o, 
         return;
     }
     j->rng = j->a.words;
-    j->interval_ms = o->interval_ms;
+    j->pace = (sl_mock_pace){
+        .t0_ms = t0_ms, .ttft_ms = o->ttft_ms, .interval_ms = o->interval_ms, .n = j->a.n};
     j->cut_after = o->cut_after;
     j->garbage_after = o->garbage_after;
-    if (o->ttft_ms > 0) {
-        if (job_arm(j, o->ttft_ms) == 0)
+    uint64_t wait_ms;
+    if (sl__mock_pace_due(&j->pace, sl__clock_ms(), &wait_ms) == 0) {
+        if (job_arm(j, wait_ms) == 0)
             return;
         release(j);
         respond_error(m, req, 500, "server_error", NULL, NULL, "mock: cannot start a timer");
@@ -477,6 +496,7 @@ static void answer_stream(sl_mock *m, sl_httpd_req *req, const sl_mock_opts *o, 
 static void on_request(sl_httpd_req *req, void *user)
 {
     sl_mock *m = user;
+    double t0_ms = sl__clock_ms(); /* the schedule of a timed answer counts from here */
     sl_str method = sl__httpd_req_method(req), path = sl__httpd_req_path(req);
     int get = str_is(method, "GET"), post = str_is(method, "POST");
     uint64_t seq = ++m->seq;
@@ -580,7 +600,7 @@ static void on_request(sl_httpd_req *req, void *user)
         return;
     }
     if (route == R_EMBED) {
-        respond_later(m, req, o.ttft_ms);
+        respond_later(m, req, t0_ms, o.ttft_ms);
         return;
     }
     if (m->scratch.stream) {
@@ -588,7 +608,7 @@ static void on_request(sl_httpd_req *req, void *user)
         if (o.cut_after >= 0 && o.cut_rate < 1 &&
             !sl__mock_should_fail(o.seed ^ 0x9e3779b97f4a7c15ull, m->cut_decisions++, o.cut_rate))
             o.cut_after = -1;
-        answer_stream(m, req, &o, seq);
+        answer_stream(m, req, &o, seq, t0_ms);
         return;
     }
     char id[48];
@@ -601,7 +621,7 @@ static void on_request(sl_httpd_req *req, void *user)
     /* A whole answer arrives when its generation would have finished: the time a stream of
      * the same answer takes (as the peer kit's node mock does). */
     int n = m->scratch.n > 0 ? m->scratch.n : 1;
-    respond_later(m, req, o.ttft_ms + (n - 1) * o.interval_ms);
+    respond_later(m, req, t0_ms, o.ttft_ms + (n - 1) * o.interval_ms);
 }
 
 /* Slow reader: throttle the body before it is read, so the x-mock key works too. */
