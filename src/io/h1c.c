@@ -795,7 +795,6 @@ static void on_connect(uv_connect_t *cr, int status)
             uv_freeaddrinfo(k->ai);
         k->ai = k->ai_next = NULL;
         uv_tcp_nodelay(&k->tcp, 1);
-        uv_tcp_keepalive(&k->tcp, 1, 30);
         k->state = CONN_BUSY;
         if (k->req)
             conn_send(k);
