@@ -954,13 +954,23 @@ int sl_batch_new(uv_loop_t *loop, const sl_batch_opts *o, sl_batch **out, char *
     oo.input_path = strcmp(o->input, "-") ? o->input : NULL;
     oo.input_fingerprint = b->scan.fingerprint;
     oo.fingerprint_known = b->scanned;
+    /* The input refuses duplicate ids and an id with a result is skipped before it runs,
+     * so no id reaches the outputs twice: they need to remember only the ids read back,
+     * and the input's set stays the only copy of every id. */
+    oo.forget_written = 1;
     int output_existed = strcmp(o->output, "-") ? file_exists(o->output) : 1;
     rc = sl__batch_output_open(o->output, &oo, &b->out, &b->rinfo, err, errlen);
     if (rc)
         goto fail;
     created_output = !output_existed;
     if (o->errors) {
-        rc = sl__batch_errors_open(o->errors, o->resume, &b->errs, &b->einfo, err, errlen);
+        /* sl__batch_errors_open, plus forget_written */
+        sl_batch_output_opts eo;
+        sl__batch_output_opts_init(&eo);
+        eo.resume = o->resume;
+        eo.side_file = 0;
+        eo.forget_written = 1;
+        rc = sl__batch_output_open(o->errors, &eo, &b->errs, &b->einfo, err, errlen);
         if (rc)
             goto fail;
     }
