@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "apps/batch/input.h"
+#include "apps/batch/lines.h"
 #include "base/buf.h"
 #include <sluice/common.h>
 
@@ -464,6 +465,57 @@ static void test_item_ownership(void **state)
     sl__batch_item_clear(&it);
 }
 
+/* Every item carries the length of its line (the runner's read-ahead budget): CR
+ * counted, '\n' not, a line over the cap with its full length. */
+static void test_item_bytes(void **state)
+{
+    const char *text = "ab\r\n\n{\"id\":1,\"prompt\":\"x\"}\n{\"id\":1,\"prompt\":\"y\"}\n"
+                       "0123456789\nxyz";
+    sl_batch_input_opts o = {NULL, 9};
+    sl_batch_input *in;
+    assert_int_equal(sl__batch_input_open_mem(text, strlen(text), &o, &in), 0);
+    static const size_t want[] = {3, 21, 21, 10, 3};
+    static const uint64_t lines[] = {1, 3, 4, 5, 6};
+    sl_batch_item it;
+    size_t n = 0;
+    while (sl__batch_input_next(in, &it) == 1) {
+        assert_true(n < 5);
+        assert_int_equal(it.line_no, lines[n]);
+        assert_int_equal(it.bytes, want[n]);
+        n++;
+        sl__batch_item_clear(&it);
+    }
+    assert_int_equal(n, 5);
+    sl__batch_input_free(in);
+}
+
+/* A line buffer grown by one huge line is released after it; a small one is kept. */
+static void test_line_buffer_released(void **state)
+{
+    size_t big = 3u << 20;
+    char *text = malloc(big + 16);
+    assert_non_null(text);
+    memset(text, 'a', big);
+    memcpy(text + big, "\nbc\nde\n", 7);
+    sl_batch_lines r;
+    assert_int_equal(sl__batch_lines_init(&r, NULL, -1, text, big + 7, 0), 0);
+    sl_batch_line_view v;
+    assert_int_equal(sl__batch_lines_next(&r, &v), 1);
+    assert_int_equal(v.len, big);
+    assert_true(r.line.cap > big);
+    assert_int_equal(sl__batch_lines_next(&r, &v), 1);
+    assert_int_equal(v.len, 2);
+    assert_memory_equal(v.p, "bc", 2);
+    assert_true(r.line.cap <= 64);
+    void *kept = r.line.data;
+    assert_int_equal(sl__batch_lines_next(&r, &v), 1);
+    assert_memory_equal(v.p, "de", 2);
+    assert_ptr_equal(r.line.data, kept);
+    assert_int_equal(sl__batch_lines_next(&r, &v), 0);
+    sl__batch_lines_free(&r);
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -477,6 +529,8 @@ int main(void)
         cmocka_unit_test(test_fingerprint_and_scan),
         cmocka_unit_test(test_stdin_and_file),
         cmocka_unit_test(test_item_ownership),
+        cmocka_unit_test(test_item_bytes),
+        cmocka_unit_test(test_line_buffer_released),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

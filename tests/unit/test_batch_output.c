@@ -610,6 +610,61 @@ static void test_errors_file_stdout_devnull(void **state)
     assert_string_equal(err, want);
 }
 
+/* forget_written (what the runner uses): ids read back on resume are known and refused a
+ * second line; ids written now are not kept, so the set holds only the read-back ones. */
+static void test_forget_written(void **state)
+{
+    sl_batch_output_opts o;
+    opts_for_test(&o);
+    o.forget_written = 1;
+    sl_batch_output *out;
+    sl_batch_resume_info info;
+    char err[512];
+    /* a new file: the same bytes as without the option, nothing remembered */
+    assert_int_equal(sl__batch_output_open(out_path, &o, &out, &info, err, sizeof err), 0);
+    put_abc(out);
+    assert_int_equal(sl__batch_output_ids(out)->count, 0);
+    assert_int_equal(sl__batch_idset_memory(sl__batch_output_ids(out)), 0);
+    assert_int_equal(sl__batch_output_has(out, "a"), 0);
+    assert_int_equal(sl__batch_output_close(out, err, sizeof err), 0);
+    size_t full_len;
+    char *full = slurp(out_path, &full_len);
+    sl_buf want;
+    sl__buf_init(&want, 0);
+    sl__buf_printf(&want, "%s%s%s", LINE_A, LINE_B, LINE_C);
+    assert_int_equal(full_len, want.len);
+    assert_memory_equal(full, want.data, want.len);
+
+    /* resumed without c: a and b are known and refused, c is written once */
+    spill(out_path, full, strlen(LINE_A) + strlen(LINE_B));
+    o.resume = 1;
+    assert_int_equal(sl__batch_output_open(out_path, &o, &out, &info, err, sizeof err), 0);
+    assert_int_equal(info.ids, 2);
+    assert_int_equal(sl__batch_output_has(out, "a"), 1);
+    assert_int_equal(sl__batch_output_has(out, "b"), 1);
+    assert_int_equal(sl__batch_output_has(out, "c"), 0);
+    sl_batch_result a = {"a", 200, "req_1", {"{\"x\":0.1}", 9}, NULL, NULL};
+    assert_int_equal(sl__batch_output_put(out, &a), 1);
+    assert_int_equal(sl__batch_output_write_line(out, "{}\n", 3, "b"), 1);
+    const char *cb = "{\"error\":\n  {\"message\":\"slow down\"}}\r\n";
+    sl_batch_result c = {"c", 429, NULL, {cb, strlen(cb)}, "http_429", "rate limited"};
+    char rid[SL_BATCH_REQ_ID_LEN];
+    sl__batch_output_next_req_id(out, rid);
+    sl__batch_output_next_req_id(out, rid); /* c was the third id of the first run */
+    assert_int_equal(sl__batch_output_put(out, &c), 0);
+    assert_int_equal(sl__batch_output_ids(out)->count, 2);
+    assert_int_equal(sl__batch_output_has(out, "c"), 0);
+    sl_batch_output_stats st;
+    sl__batch_output_stats_get(out, &st);
+    assert_int_equal(st.lines, 1);
+    assert_int_equal(sl__batch_output_close(out, err, sizeof err), 0);
+    char *now = slurp(out_path, NULL);
+    assert_string_equal(now, want.data);
+    free(now);
+    free(full);
+    sl__buf_free(&want);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -621,6 +676,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_write_faults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sync_clock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors_file_stdout_devnull, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forget_written, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -463,6 +463,7 @@ int sl__batch_input_next(sl_batch_input *in, sl_batch_item *item)
             return rc;
         }
         item->line_no = v.line_no;
+        item->bytes = v.raw_len;
         if (v.too_long) {
             in->items++;
             rc = fail(item, "line_too_long", "longer than %zu bytes", in->lines.max_line);

@@ -56,6 +56,7 @@ typedef enum sl_batch_format {
  * sl__batch_item_clear (or take a field and set it to NULL first). */
 typedef struct sl_batch_item {
     uint64_t line_no; /* 1-based, blank lines counted */
+    size_t bytes;     /* the line's length ('\n' not counted), also when too long */
     sl_batch_format format;
     char *id;               /* the custom_id; on error NULL when the line has no usable id */
     const char *endpoint;   /* static: "/chat/completions", "/completions", "/embeddings";

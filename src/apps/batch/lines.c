@@ -11,6 +11,7 @@
 #include "apps/batch/idset.h"
 
 #define DEFAULT_MAX_LINE (8u * 1024 * 1024)
+#define KEEP_LINE_BUF    (1u << 20) /* a larger line buffer is released after its line */
 
 int sl__batch_lines_init(sl_batch_lines *r, FILE *f, int fd, const void *mem, size_t mem_len,
                          size_t max_line)
@@ -106,6 +107,9 @@ static int take(sl_batch_lines *r, const unsigned char *p, size_t n)
 
 int sl__batch_lines_next(sl_batch_lines *r, sl_batch_line_view *v)
 {
+    /* one huge line must not pin its memory for the rest of the file */
+    if (r->line.cap > KEEP_LINE_BUF)
+        sl__buf_free(&r->line);
     sl__buf_reset(&r->line);
     r->too_long = 0;
     r->raw_len = 0;

@@ -34,6 +34,7 @@ struct sl_batch_output {
     int own;     /* a file this module created or resumed: its size is known, so a partial
                     line can be cut off again (never true for stdout: "sluice ... >> f") */
     int failed;
+    int forget_written; /* ids only from the resume scan; see output.h */
     char *path;
     char *side_path; /* NULL: no side file for this output */
     char *input_path;
@@ -278,7 +279,7 @@ static int scan_existing(sl_batch_output *out, sl_batch_resume_info *info, char 
             snprintf(bad_why, sizeof bad_why, "%s", why);
             continue;
         }
-        int added = sl__batch_idset_add(&out->ids, cid, strlen(cid), v.line_no, NULL);
+        int added = sl__batch_idset_add(&out->ids, cid, strlen(cid), 0, NULL);
         if (added == 1) {
             json_t *e = json_object_get(o, "error");
             if (e && !json_is_null(e))
@@ -365,6 +366,7 @@ int sl__batch_output_open(const char *path, const sl_batch_output_opts *o, sl_ba
     out->sync_interval_ms = o->sync_interval_ms ? o->sync_interval_ms : DEFAULT_SYNC_MS;
     out->created_unix = o->created_unix ? o->created_unix : sl__clock_unix();
     out->salt = o->id_salt ? o->id_salt : random_salt();
+    out->forget_written = o->forget_written;
     out->path = strdup(path);
     out->input_path = strdup(o->input_path ? o->input_path : "-");
     if (!out->path || !out->input_path)
@@ -644,7 +646,10 @@ int sl__batch_output_write_line(sl_batch_output *out, const char *line, size_t l
         return SL_EIO;
     if (len == 0 || line[len - 1] != '\n' || memchr(line, '\n', len - 1))
         return SL_EINVAL;
-    if (custom_id) {
+    if (custom_id && out->forget_written) {
+        if (sl__batch_idset_get(&out->ids, custom_id, strlen(custom_id), NULL))
+            return 1;
+    } else if (custom_id) {
         int added = sl__batch_idset_add(&out->ids, custom_id, strlen(custom_id), 0, NULL);
         if (added < 0)
             return added;

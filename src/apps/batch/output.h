@@ -4,7 +4,8 @@
  * twice. Each line is built whole in memory and written with a single write() (looping
  * only on a partial write or EINTR), so a crash can leave at most a torn last line; the
  * next --resume detects it, cuts it off (ftruncate) and reports it. A custom_id that
- * already has a line is never written again. It never reads the input or the network.
+ * already has a line is never written again (with forget_written the caller promises that
+ * for the ids it writes itself). It never reads the input or the network.
  *
  * Rules (docs/batch-formats.md, "Output" and "Resume"):
  *   - New output (no --resume, or --resume and OUTPUT does not exist): OUTPUT must not
@@ -56,6 +57,11 @@ typedef struct sl_batch_output_opts {
     uint64_t id_salt;           /* first half of each "batch_req_" id; 0: random */
     /* write(2) to use; NULL: write. Tests inject short writes, EINTR and ENOSPC here. */
     ssize_t (*write_fn)(int fd, const void *p, size_t n);
+    /* 1: the caller never writes a custom_id twice in this run (the batch runner: its input
+     * refuses duplicate ids), so the ids it writes are not remembered, only those read back
+     * on resume: sl__batch_output_has, the refusal of a second line and the id check then
+     * know only those. Saves a second copy of every id. */
+    int forget_written;
 } sl_batch_output_opts;
 
 /* What open found in an existing file. */
@@ -85,9 +91,11 @@ int sl__batch_output_open(const char *path, const sl_batch_output_opts *o, sl_ba
 int sl__batch_errors_open(const char *path, int resume, sl_batch_output **out,
                           sl_batch_resume_info *info, char *err, size_t errlen);
 
-/* 1 if custom_id already has a line in this file (from before, or written now). */
+/* 1 if custom_id already has a line in this file (from before, or written now unless
+ * forget_written). */
 int sl__batch_output_has(const sl_batch_output *out, const char *custom_id);
-/* The custom_ids with a line, borrowed. */
+/* The custom_ids with a line (those written now only without forget_written), borrowed;
+ * values are 0. */
 const sl_batch_idset *sl__batch_output_ids(const sl_batch_output *out);
 
 /* One result, as the runner knows it. Strings are borrowed for the call. */
@@ -122,9 +130,10 @@ void sl__batch_output_next_req_id(sl_batch_output *out, char *buf);
 int sl__batch_output_put(sl_batch_output *out, const sl_batch_result *r);
 
 /* Write one ready line (must end with its only '\n', else SL_EINVAL) with a single
- * write(). custom_id, if not NULL, is recorded as present; if it already was, nothing is
- * written and 1 is returned. On a write error a partial line is cut off again (files this
- * module opened; not stdout) and the output refuses every later write (SL_EIO). */
+ * write(). custom_id, if not NULL, is recorded as present (not with forget_written); if it
+ * already was, nothing is written and 1 is returned. On a write error a partial line is cut off
+ * again (files this module opened; not stdout) and the output refuses every later write (SL_EIO).
+ */
 int sl__batch_output_write_line(sl_batch_output *out, const char *line, size_t len,
                                 const char *custom_id);
 
@@ -133,7 +142,8 @@ int sl__batch_output_write_line(sl_batch_output *out, const char *line, size_t l
 int sl__batch_output_sync(sl_batch_output *out);
 
 /* Resume without a fingerprint: every custom_id of the file must be an id of the input
- * (input_ids: sl__batch_input_ids after the end of input). Returns 0 if so, and then,
+ * (input_ids: sl__batch_input_ids after the end of input; with forget_written only the ids
+ * read back are checked: the caller wrote the others from the input). Returns 0 if so, and then,
  * when OUTPUT.sluice is missing, writes it with fingerprint (the input's, now known).
  * Otherwise SL_EINVAL and err: "OUTPUT has N results whose custom_id is not in the input
  * (first: "x"); it was made from a different input". */

@@ -4,9 +4,10 @@
  * public call API: it pulls items from the input, keeps at most `concurrency` calls in
  * flight on the caller's loop, writes each result with one write() and accounts for
  * every item. It never blocks the loop on the input: a reader thread parses lines into a
- * small ring (the "feed") and wakes the loop when the loop is waiting for items, so a
- * slow pipe on stdin stalls nothing and a signal can always stop the run. The only
- * blocking I/O on the loop is the result write (and the output's periodic fdatasync).
+ * small ring (the "feed", bounded in items and in bytes) and wakes the loop when the loop
+ * is waiting for items, so a slow pipe on stdin stalls nothing and a signal can always
+ * stop the run. The only blocking I/O on the loop is the result write (and the output's
+ * periodic fdatasync).
  *
  * Lifecycle: new (open input, scan it, open the outputs) -> start -> items flow until
  * the input ends or a stop -> finish (from a timer, never inside a call's callback):
@@ -33,7 +34,8 @@
 #include "base/clock.h"
 #include "llm/request.h"
 
-#define FEED_CAP          256 /* items parsed ahead of the loop */
+#define FEED_CAP          256        /* items parsed ahead of the loop ... */
+#define FEED_BYTES        (1u << 20) /* ... and their input bytes: large prompts wait in the file */
 #define BAR_INTERVAL_MS   100
 #define MAX_LINE_MESSAGES 100 /* invalid lines reported one by one on the messages stream */
 #define MAX_CONCURRENCY   100000
@@ -48,6 +50,7 @@ typedef struct feed {
     sl_batch_input *in;
     sl_batch_item ring[FEED_CAP];
     unsigned head, count;
+    size_t bytes;      /* input bytes of the items in the ring */
     int ended;         /* the thread has left its loop */
     int eof;           /* ... because the input ended (else a stop or an error) */
     int end_rc;        /* a read error (SL_EIO, SL_ENOMEM), 0 if none */
@@ -70,6 +73,18 @@ static void feed_destroy(feed *f)
     free(f);
 }
 
+/* The thread stops reading at a full ring and starts again once half of it is gone:
+ * one wake-up per half ring. A line larger than FEED_BYTES still goes in, alone. */
+static int feed_full(const feed *f)
+{
+    return f->count == FEED_CAP || f->bytes >= FEED_BYTES;
+}
+
+static int feed_low(const feed *f)
+{
+    return f->count <= FEED_CAP / 2 && f->bytes <= FEED_BYTES / 2;
+}
+
 /* Drop one reference under the lock held by the caller; unlocks. */
 static void feed_unref_unlock(feed *f)
 {
@@ -86,10 +101,9 @@ static void *feed_main(void *arg)
     memset(&item, 0, sizeof item);
     pthread_mutex_lock(&f->mu);
     for (;;) {
-        if (f->count == FEED_CAP && !f->stop) {
-            /* Refill only once half is gone: one wake-up per FEED_CAP/2 items. */
+        if (feed_full(f) && !f->stop) {
             f->sleeping = 1;
-            while (f->count > FEED_CAP / 2 && !f->stop)
+            while (!feed_low(f) && !f->stop)
                 pthread_cond_wait(&f->room, &f->mu);
             f->sleeping = 0;
         }
@@ -114,6 +128,7 @@ static void *feed_main(void *arg)
             break;
         }
         f->ring[(f->head + f->count) % FEED_CAP] = item;
+        f->bytes += item.bytes;
         memset(&item, 0, sizeof item);
         f->count++;
         if (f->hungry && f->async) {
@@ -139,7 +154,8 @@ static int feed_pop(feed *f, sl_batch_item *item)
         memset(&f->ring[f->head], 0, sizeof f->ring[f->head]);
         f->head = (f->head + 1) % FEED_CAP;
         f->count--;
-        if (f->sleeping && f->count <= FEED_CAP / 2)
+        f->bytes -= item->bytes;
+        if (f->sleeping && feed_low(f))
             pthread_cond_signal(&f->room);
         r = 1;
     } else if (f->ended) {
@@ -954,13 +970,23 @@ int sl_batch_new(uv_loop_t *loop, const sl_batch_opts *o, sl_batch **out, char *
     oo.input_path = strcmp(o->input, "-") ? o->input : NULL;
     oo.input_fingerprint = b->scan.fingerprint;
     oo.fingerprint_known = b->scanned;
+    /* The input refuses duplicate ids and an id with a result is skipped before it runs,
+     * so no id reaches the outputs twice: they need to remember only the ids read back,
+     * and the input's set stays the only copy of every id. */
+    oo.forget_written = 1;
     int output_existed = strcmp(o->output, "-") ? file_exists(o->output) : 1;
     rc = sl__batch_output_open(o->output, &oo, &b->out, &b->rinfo, err, errlen);
     if (rc)
         goto fail;
     created_output = !output_existed;
     if (o->errors) {
-        rc = sl__batch_errors_open(o->errors, o->resume, &b->errs, &b->einfo, err, errlen);
+        /* sl__batch_errors_open, plus forget_written */
+        sl_batch_output_opts eo;
+        sl__batch_output_opts_init(&eo);
+        eo.resume = o->resume;
+        eo.side_file = 0;
+        eo.forget_written = 1;
+        rc = sl__batch_output_open(o->errors, &eo, &b->errs, &b->einfo, err, errlen);
         if (rc)
             goto fail;
     }
