@@ -88,6 +88,17 @@ want httpx && run_client httpx $PY "$PEERS/clients/batch_httpx.py" --base-url "$
 want aiohttp && run_client aiohttp $PY "$PEERS/clients/batch_aiohttp.py" --base-url "$BASE" --n "$N" --c "$C" --max-seconds "$MAX_S"
 want openai && PEERS_NODE=$PEERS_NODE run_client openai node "$PEERS/clients/batch_openai.js" --base-url "$BASE" --n "$N" --c "$C" --max-seconds "$MAX_S"
 
+# The floor this mock allows at this concurrency on this machine: wrk (C, one thread, no
+# JSON, no files) keeping C streams in flight for a few seconds; its median latency times
+# the number of waves is what no client can beat here.
+floor_s=""
+if command -v wrk >/dev/null && [ "${FLOOR:-1}" = 1 ]; then
+    log "floor: wrk -c $C streaming for 6 s"
+    floor_p50=$(WRK_STREAM=1 timeout 30 wrk -t1 -c"$C" -d6 --latency -s "$ROOT/bench/wrk_chat.lua" \
+        "$BASE/chat/completions" 2>/dev/null | sed -n 's/^WRKJSON //p' | jq '.p50_us / 1000')
+    [ -n "$floor_p50" ] && floor_s=$(awk -v w=$waves -v p="$floor_p50" 'BEGIN { printf "%.2f", w * p / 1000 }')
+fi
+
 # Ratios against the best peer (lowest CPU, lowest RSS among the peers that finished).
 best_cpu=$(printf '%s\n' "${ROWS[@]}" | awk -F'|' '$1 != "sluice" && $3 > 0 { c = $6 + $7; if (b == "" || c < b) b = c } END { print b }')
 best_rss=$(printf '%s\n' "${ROWS[@]}" | awk -F'|' '$1 != "sluice" && $3 > 0 { if (b == "" || $8 < b) b = $8 } END { print b }')
@@ -95,6 +106,7 @@ best_rss=$(printf '%s\n' "${ROWS[@]}" | awk -F'|' '$1 != "sluice" && $3 > 0 { if
 echo
 echo "bench/batch.sh: N=$N prompts, C=$C in flight, streamed; sluice mock TTFT ${TTFT_MS} ms, $CHUNKS chunks ${INTERVAL_MS} ms apart"
 echo "one request alone: $single_ms ms; lower bound ceil(N/C) x request = $waves x $formula_ms ms = ${bound_s} s (${bound2_s} s with the measured request)"
+[ -n "$floor_s" ] && echo "floor at C=$C: wrk's median stream latency ${floor_p50} ms x $waves waves = ${floor_s} s ($(awk -v f="$floor_s" -v b="$bound_s" 'BEGIN { printf "%.3f", f / b }')x the bound)"
 echo
 echo "| client | exit | ok | batch wall s | vs bound | process wall s | CPU s (user+sys) | CPU vs best peer | peak RSS MiB | RSS vs best peer | mock CPU s |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
