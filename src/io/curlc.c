@@ -719,6 +719,7 @@ static size_t on_curl_header(char *p, size_t size, size_t nmemb, void *ud)
                 return CURL_WRITEFUNC_ERROR;
             }
         }
+        sl__buf_free(&hd->raw); /* the lines live until on_head returns (httpc.h) */
         return n;
     }
     sl__httpc_head_line(hd, p, len, &r->have_retry_ms);

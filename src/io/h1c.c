@@ -98,8 +98,11 @@ struct hreq {
     sl_httpc_data_cb on_data;
     sl_httpc_done_cb on_done;
     void *user;
-    char *out; /* request line and header lines */
+    char *out; /* request line, Host and the request's own header lines */
     size_t out_len;
+    const sl_httpc_headers *hs; /* the client's header lines, sent after out; or NULL */
+    char tail[48];              /* "Content-Length: n" and the blank line */
+    unsigned char tail_len;
     const char *body; /* borrowed until the request is freed */
     size_t body_len;
     char *held; /* bytes read but not parsed because of a pause */
@@ -471,6 +474,7 @@ static int on_headers_complete(http_parser *p)
         if (must_stop(r))
             http_parser_pause(p, 1);
     }
+    sl__buf_free(&hd->raw);    /* the lines live until on_head returns (httpc.h) */
     return r->is_head ? 1 : 0; /* a response to HEAD has no body */
 }
 
@@ -707,9 +711,14 @@ static void conn_send(conn *k)
     r->t_sent = uv_now(k->c->loop);
     arm(r);
     uv_ref((uv_handle_t *)&k->tcp);
-    uv_buf_t b[2] = {uv_buf_init(r->out, (unsigned)r->out_len),
-                     uv_buf_init((char *)(r->body ? r->body : ""), (unsigned)r->body_len)};
-    unsigned nb = r->body_len ? 2 : 1;
+    uv_buf_t b[4];
+    unsigned nb = 0;
+    b[nb++] = uv_buf_init(r->out, (unsigned)r->out_len);
+    if (r->hs && r->hs->block_len)
+        b[nb++] = uv_buf_init(r->hs->block, (unsigned)r->hs->block_len);
+    b[nb++] = uv_buf_init(r->tail, r->tail_len);
+    if (r->body_len)
+        b[nb++] = uv_buf_init((char *)r->body, (unsigned)r->body_len);
     int n = uv_try_write((uv_stream_t *)&k->tcp, b, nb);
     if (n < 0 && n != UV_EAGAIN && k->reused && !r->retried) {
         /* the server closed this kept-alive connection: once more on a new one */
@@ -1020,11 +1029,9 @@ static int build_head(hreq *r, const char *method, const char *path, const sl_ht
     for (size_t i = 0; i < plen; i++)
         if ((unsigned char)path[i] <= ' ' || (unsigned char)path[i] == 0x7f)
             return SL_EINVAL;
+    /* a header set lives as long as the client: it is sent from where it is */
     size_t hdr = 0;
-    const sl_httpc_headers *hs = o->header_set;
-    if (hs) {
-        hdr = hs->block_len;
-    } else {
+    if (!o->header_set) {
         for (size_t i = 0; i < o->nheaders; i++) {
             size_t n = strlen(o->headers[i]);
             if (!line_ok(o->headers[i], n))
@@ -1032,17 +1039,14 @@ static int build_head(hreq *r, const char *method, const char *path, const sl_ht
             hdr += n + 2;
         }
     }
-    size_t cap = strlen(method) + plen + strlen(r->o->authority) + hdr + 96;
+    size_t cap = strlen(method) + plen + strlen(r->o->authority) + hdr + 32;
     char *b = malloc(cap);
     if (!b)
         return SL_ENOMEM;
     int n = snprintf(b, cap, "%s %s%.*s HTTP/1.1\r\nHost: %s\r\n", method,
                      path[0] == '/' ? "" : "/", (int)plen, path, r->o->authority);
     size_t len = (size_t)n;
-    if (hs) {
-        memcpy(b + len, hs->block, hs->block_len);
-        len += hs->block_len;
-    } else {
+    if (!o->header_set) {
         for (size_t i = 0; i < o->nheaders; i++) {
             size_t l = strlen(o->headers[i]);
             memcpy(b + len, o->headers[i], l);
@@ -1050,12 +1054,12 @@ static int build_head(hreq *r, const char *method, const char *path, const sl_ht
             len += l + 2;
         }
     }
-    if (with_length)
-        len += (size_t)snprintf(b + len, cap - len, "Content-Length: %zu\r\n", o->body_len);
-    memcpy(b + len, "\r\n", 2);
-    len += 2;
     r->out = b;
     r->out_len = len;
+    r->hs = o->header_set;
+    n = with_length ? snprintf(r->tail, sizeof r->tail, "Content-Length: %zu\r\n\r\n", o->body_len)
+                    : snprintf(r->tail, sizeof r->tail, "\r\n");
+    r->tail_len = (unsigned char)n;
     return 0;
 }
 

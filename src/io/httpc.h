@@ -68,7 +68,8 @@ typedef struct sl_httpc_head {
     long reset_requests_ms;  /* x-ratelimit-reset-requests ("1s", "6m0s", "20ms"); -1 */
     long reset_tokens_ms;    /* x-ratelimit-reset-tokens; -1 */
     double first_byte_ms;    /* sl__clock_ms() at the first response byte; -1 if none */
-    sl_buf raw;              /* the final response's header lines as received (capped) */
+    sl_buf raw;              /* the final response's header lines as received (capped); valid only
+                              * while on_head runs (freed after it, so a stream does not keep them) */
 } sl_httpc_head;
 
 /* Return 0 to go on; a negative SL_E* code aborts the transfer and on_done reports it. */
