@@ -185,6 +185,8 @@ static void test_accepts_what_jansson_accepts(void **state)
         int got = sl__jtok_parse(&t, cases[i].text, n, 0) == 0;
         if (got != cases[i].ok)
             fail_msg("case %zu: got %d", i, got);
+        if ((sl__jtok_check(cases[i].text, n, 0) == 0) != cases[i].ok)
+            fail_msg("case %zu: the checker disagrees", i);
     }
     sl__jtoks_free(&t);
 }
@@ -199,9 +201,13 @@ static void test_depth(void **state)
         memset(deep + d, ']', (size_t)d);
         int want = d <= SL_JSON_MAX_DEPTH ? 0 : SL_ELIMIT;
         assert_int_equal(sl__jtok_parse(&t, deep, 2 * (size_t)d, 0), want);
+        assert_int_equal(sl__jtok_check(deep, 2 * (size_t)d, 0), want);
     }
     assert_int_equal(sl__jtok_parse(&t, "[[[1]]]", 7, 2), SL_ELIMIT);
     assert_int_equal(sl__jtok_parse(&t, "[[[1]]]", 7, 3), 0);
+    assert_int_equal(sl__jtok_check("[[[1]]]", 7, 2), SL_ELIMIT);
+    assert_int_equal(sl__jtok_check("[{\"a\":[1]}]", 11, 3), 0);
+    assert_int_equal(sl__jtok_check("[{\"a\":[1]}]", 11, 2), SL_ELIMIT);
     sl__jtoks_free(&t);
 }
 

@@ -21,6 +21,7 @@
 #include "apps/batch/text.h"
 #include "base/clock.h"
 #include "base/json.h"
+#include "base/jsontok.h"
 
 #define BODY_DEPTH      128 /* a body nested deeper is embedded as a string */
 #define LINE_DEPTH      (BODY_DEPTH + 8)
@@ -562,10 +563,8 @@ static int append_body(sl_buf *b, sl_str body)
 {
     if (!body.ptr)
         return sl__buf_append_str(b, "null");
-    json_t *v = NULL;
-    if (sl__json_parse(body.ptr, body.len, BODY_DEPTH, &v, NULL, 0))
+    if (sl__jtok_check(body.ptr, body.len, BODY_DEPTH)) /* what sl__json_parse refuses */
         return sl__batch_json_quote(b, body.ptr, body.len);
-    json_decref(v);
     /* valid JSON: raw CR/LF can only sit between tokens, where a space means the same */
     const char *p = body.ptr;
     size_t n = body.len;
@@ -579,6 +578,8 @@ static int append_body(sl_buf *b, sl_str body)
     int rc = sl__buf_append(b, p, n);
     if (rc)
         return rc;
+    if (!memchr(b->data + start, '\n', n) && !memchr(b->data + start, '\r', n))
+        return 0; /* the usual case: a compact body */
     for (size_t i = start; i < b->len; i++)
         if (b->data[i] == '\n' || b->data[i] == '\r')
             b->data[i] = ' ';
