@@ -26,6 +26,8 @@ int sl__buf_append(sl_buf *b, const void *p, size_t n);
 int sl__buf_append_str(sl_buf *b, const char *s);
 int sl__buf_printf(sl_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int sl__buf_vprintf(sl_buf *b, const char *fmt, va_list ap);
+/* v in decimal, as "%lld" writes it. */
+int sl__buf_append_int(sl_buf *b, long long v);
 /* Drop the first n bytes (n <= len). */
 void sl__buf_consume(sl_buf *b, size_t n);
 /* Hand the data over: returns it (NUL-terminated, caller frees), leaves b empty. */

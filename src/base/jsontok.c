@@ -273,6 +273,8 @@ static int scan_number(const char *s, size_t n, size_t i, size_t *end, int *real
 
 static inline size_t skip_ws(const char *s, size_t n, size_t i)
 {
+    if (i < n && (unsigned char)s[i] > ' ')
+        return i; /* the usual case: compact JSON */
     while (i < n && (s[i] == ' ' || s[i] == '\n' || s[i] == '\r' || s[i] == '\t'))
         i++;
     return i;
@@ -437,6 +439,16 @@ int sl__jtok_parse(sl_jtoks *t, const char *p, size_t n, int max_depth)
     t->n = 0;
     t->src = p;
     return tokenize(t, p, n, max_depth, 1);
+}
+
+size_t sl__jtok_scan_string(const char *p, size_t n, size_t i, int *esc)
+{
+    size_t end;
+    int e = 0, nul = 0;
+    if (i >= n || p[i] != '"' || scan_string(p, n, i, &end, &e, &nul))
+        return 0;
+    *esc = e;
+    return end;
 }
 
 int sl__jtok_check(const char *p, size_t n, int max_depth)
@@ -803,10 +815,16 @@ static int write_tok(sl_buf *out, const sl_jtoks *t, uint32_t k, sl_buf *scratch
     case SL_JTOK_FALSE:
         return sl__buf_append(out, "false", 5);
     case SL_JTOK_INT:
-        return sl__buf_printf(out, "%lld", sl__jtok_int(t, k));
+        /* written as read, but "-0" (jansson reads the integer 0) */
+        if (v->len == 2 && t->src[v->start] == '-' && t->src[v->start + 1] == '0')
+            return sl__buf_append(out, "0", 1);
+        return sl__buf_append(out, t->src + v->start, v->len);
     case SL_JTOK_REAL:
         return sl__json_write_real(out, sl__jtok_real(t, k));
     case SL_JTOK_STRING:
+        /* without escapes it holds nothing the writer would escape: as it is */
+        if (!v->esc)
+            return sl__buf_append(out, t->src + v->start, v->len);
         return write_str_tok(out, t, k, scratch);
     case SL_JTOK_ARRAY:
         rc = sl__buf_append(out, "[", 1);

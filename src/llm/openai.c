@@ -214,6 +214,16 @@ typedef struct choice_acc {
     json_t *extra; /* other choice fields */
 } choice_acc;
 
+/* A string of the last chunk whose text may differ in the next one (see "chunks like the
+ * last one" below): a content or reasoning text, or one that is not read (HOLE_IGNORE). */
+#define MAX_HOLES   4
+#define HOLE_IGNORE (-1)
+typedef struct hole {
+    uint32_t start, len; /* the string in the template, quotes included */
+    int kind;            /* SL_DELTA_CONTENT, SL_DELTA_REASONING or HOLE_IGNORE */
+    int choice;
+} hole;
+
 /* SCRATCH_* name the buffers that hold unescaped strings while they are in use. */
 enum { SCRATCH_TEXT = 0, SCRATCH_NAME, SCRATCH_ARGS, NSCRATCH };
 
@@ -244,6 +254,16 @@ struct sl_openai_parser {
     char *message;  /* out.message once failed */
     json_t *parsed; /* non-streamed: the body */
     sl_buf body;
+    /* The last chunk, when it can serve as a template: its text, and its holes in the
+     * order reading it used them (by_place: the same, by place in the text). */
+    sl_buf tmpl;
+    int tmpl_valid;
+    int reading_ok;   /* while a chunk is read: it can still serve as a template */
+    int shortcut;     /* templates are used (tests turn them off to compare) */
+    size_t shortcuts; /* chunks read through one */
+    hole holes[MAX_HOLES];
+    uint8_t by_place[MAX_HOLES];
+    int nholes;
     sl_openai_out out;
 };
 
@@ -294,6 +314,8 @@ sl_openai_parser *sl__openai_parser_new(sl_openai_kind kind, size_t max_event,
     p->out.message = "";
     sl__buf_init(&p->usage, 0);
     sl__buf_init(&p->finish_out, 0);
+    sl__buf_init(&p->tmpl, p->max_event);
+    p->shortcut = 1;
     p->out.usage.prompt_tokens = -1;
     p->out.usage.completion_tokens = -1;
     p->out.usage.total_tokens = -1;
@@ -325,7 +347,19 @@ void sl__openai_parser_free(sl_openai_parser *p)
     free(p->message);
     json_decref(p->parsed);
     sl__buf_free(&p->body);
+    sl__buf_free(&p->tmpl);
     free(p);
+}
+
+void sl__openai_parser_shortcut(sl_openai_parser *p, int on)
+{
+    p->shortcut = on;
+    p->tmpl_valid = 0;
+}
+
+size_t sl__openai_parser_shortcuts(const sl_openai_parser *p)
+{
+    return p->shortcuts;
 }
 
 const sl_openai_out *sl__openai_out(const sl_openai_parser *p)
@@ -573,9 +607,22 @@ static json_int_t index_of(sl_openai_parser *p, uint32_t obj, size_t pos)
     return tok_type(p, i) == SL_JTOK_INT ? sl__jtok_int(&p->toks, i) : (json_int_t)pos;
 }
 
+/* A string of this chunk that a template may let differ. */
+static void add_hole(sl_openai_parser *p, uint32_t tok, int kind, int choice)
+{
+    if (!p->reading_ok)
+        return;
+    if (p->nholes == MAX_HOLES) {
+        p->reading_ok = 0;
+        return;
+    }
+    p->holes[p->nholes++] = (hole){p->toks.v[tok].start, p->toks.v[tok].len, kind, choice};
+}
+
 static int text_delta(sl_openai_parser *p, sl_delta_kind kind, int choice, sl_buf *acc, uint32_t s)
 {
     sl_str t;
+    add_hole(p, s, (int)kind, choice);
     int rc = tok_str(p, s, SCRATCH_TEXT, &t);
     if (rc || !t.len)
         return rc;
@@ -680,12 +727,16 @@ static int chat_delta(sl_openai_parser *p, choice_acc *c, int ci, uint32_t delta
             return rc;
     }
     uint32_t calls = slot[TOOL_CALLS];
-    if (tok_type(p, calls) == SL_JTOK_ARRAY && (rc = tool_deltas(p, c, ci, calls)))
-        return rc;
+    if (tok_type(p, calls) == SL_JTOK_ARRAY) {
+        p->reading_ok = 0; /* tool pieces are not read as holes */
+        if ((rc = tool_deltas(p, c, ci, calls)))
+            return rc;
+    }
     for (uint32_t i = 0; i < m->n; i++) {
         uint32_t k = m->v[i].key, v = m->v[i].val;
         if (!v || tok_type(p, v) == SL_JTOK_NULL)
-            continue; /* a known name, or null */
+            continue;      /* a known name, or null */
+        p->reading_ok = 0; /* strings here are concatenated: reading it again would not do */
         const char *key;
         if ((rc = tok_key(p, k, &key)))
             return rc;
@@ -847,15 +898,20 @@ static int choice_chunk(sl_openai_parser *p, uint32_t ch, size_t pos)
     }
     uint32_t lp = slot[LOGPROBS];
     if (lp && tok_type(p, lp) != SL_JTOK_NULL) {
+        p->reading_ok = 0; /* logprobs are concatenated */
         json_t *v = tok_json(p, lp);
         rc = v ? merge_logprobs(c, v) : -1;
         json_decref(v);
         if (rc)
             return nomem(p);
     }
-    for (uint32_t i = 0; i < m->n; i++)
-        if (m->v[i].val && (rc = keep_extra(p, &c->extra, m->v[i].key, m->v[i].val)))
+    for (uint32_t i = 0; i < m->n; i++) {
+        if (!m->v[i].val)
+            continue;
+        p->reading_ok = 0; /* kept as jansson values: not worth a template */
+        if ((rc = keep_extra(p, &c->extra, m->v[i].key, m->v[i].val)))
             return rc;
+    }
     return 0;
 }
 
@@ -871,6 +927,8 @@ static int chunk(sl_openai_parser *p, const char *data, size_t len)
         return rc;
     if (slot[ERROR] && tok_type(p, slot[ERROR]) != SL_JTOK_NULL)
         return chunk_error(p, data, len);
+    if (tok_type(p, slot[OBFUSCATION]) == SL_JTOK_STRING)
+        add_hole(p, slot[OBFUSCATION], HOLE_IGNORE, 0); /* random padding, never read */
     for (uint32_t i = 0, hint = 0; i < m->n; i++)
         if (m->v[i].val && (rc = keep_head(p, m->v[i].key, m->v[i].val, &hint)))
             return rc;
@@ -897,6 +955,91 @@ static int chunk(sl_openai_parser *p, const char *data, size_t len)
     return 0;
 }
 
+/* ---- chunks like the last one -------------------------------------------------------
+ * A provider's chunks are alike: the same id, model, fields and order, with only the text
+ * of the delta changing. When reading a chunk did nothing but take the texts of some
+ * strings (the holes: content, reasoning, obfuscation) and set what any chunk repeating it
+ * sets to the same (the top-level fields, usage, role, finish_reason), the chunk is kept.
+ * A next chunk that has its bytes outside the holes, and a valid JSON string in each hole,
+ * is valid JSON exactly when the kept one was, and reading it would only take the holes'
+ * new texts, in the same order: that is all that is done for it. Anything else (tool
+ * calls, logprobs, other fields, another layout) is read in full and makes a new template
+ * or none. */
+
+static void keep_template(sl_openai_parser *p, const char *d, size_t n)
+{
+    sl__buf_reset(&p->tmpl);
+    if (n >= UINT32_MAX || sl__buf_append(&p->tmpl, d, n))
+        return;
+    /* holes by place: a few, insertion sort */
+    for (int i = 0; i < p->nholes; i++) {
+        int j = i;
+        while (j > 0 && p->holes[p->by_place[j - 1]].start > p->holes[i].start) {
+            p->by_place[j] = p->by_place[j - 1];
+            j--;
+        }
+        p->by_place[j] = (uint8_t)i;
+    }
+    p->tmpl_valid = 1;
+}
+
+/* Read (d, n) through the template if it fits it (*hit 1). Returns 0 or the error or
+ * callback value a full read would have returned. */
+static int like_last(sl_openai_parser *p, const char *d, size_t n, int *hit)
+{
+    const char *t = p->tmpl.data;
+    size_t tn = p->tmpl.len, pt = 0, pd = 0;
+    uint32_t at[MAX_HOLES], len[MAX_HOLES];
+    int esc[MAX_HOLES];
+    *hit = 0;
+    if (n >= UINT32_MAX)
+        return 0;
+    for (int j = 0; j < p->nholes; j++) {
+        int h = p->by_place[j];
+        size_t seg = p->holes[h].start + 1 - pt; /* up to its opening quote, included */
+        if (n - pd < seg || memcmp(d + pd, t + pt, seg))
+            return 0;
+        pd += seg;
+        size_t end = sl__jtok_scan_string(d, n, pd - 1, &esc[h]);
+        if (!end)
+            return 0;
+        at[h] = (uint32_t)(pd - 1);
+        len[h] = (uint32_t)(end - (pd - 1));
+        pd = end - 1; /* the closing quotes compare equal */
+        pt = p->holes[h].start + p->holes[h].len - 1;
+    }
+    if (n - pd != tn - pt || memcmp(d + pd, t + pt, tn - pt))
+        return 0;
+    *hit = 1;
+    p->shortcuts++;
+    for (int h = 0; h < p->nholes; h++) {
+        const hole *ho = &p->holes[h];
+        if (ho->kind == HOLE_IGNORE)
+            continue;
+        sl_str s = {d + at[h] + 1, len[h] - 2};
+        if (esc[h]) {
+            sl_buf *sc = &p->scratch[SCRATCH_TEXT];
+            sl__buf_reset(sc);
+            if (sl__buf_reserve(sc, s.len))
+                return nomem(p);
+            sc->len = sl__jtok_unescape(s.ptr, s.len, sc->data);
+            sc->data[sc->len] = '\0';
+            s = (sl_str){sc->data, sc->len};
+        }
+        if (!s.len)
+            continue;
+        choice_acc *c = &p->choices[ho->choice];
+        int rc =
+            grow(p, ho->kind == SL_DELTA_REASONING ? &c->reasoning : &c->content, s.ptr, s.len);
+        if (rc)
+            return rc;
+        sl_delta dl = {.kind = (sl_delta_kind)ho->kind, .choice = ho->choice, .text = s};
+        if ((rc = emit(p, &dl)))
+            return rc;
+    }
+    return 0;
+}
+
 static int on_event(void *user, const sl_sse_event *ev)
 {
     sl_openai_parser *p = user;
@@ -917,9 +1060,12 @@ static int on_event(void *user, const sl_sse_event *ev)
         p->out.saw_done = 1;
         return 0;
     }
+    int rc, hit;
+    if (!is_error && p->tmpl_valid && ((rc = like_last(p, d, n, &hit)) || hit))
+        return rc;
+    p->tmpl_valid = 0;
     json_t *obj = NULL;
     char err[160];
-    int rc;
     if (is_error) {
         /* "event: error": whatever the data says is the provider's message */
         sl__json_parse(d, n, 0, &obj, NULL, 0);
@@ -944,7 +1090,12 @@ static int on_event(void *user, const sl_sse_event *ev)
     }
     if (p->toks.v[0].type != SL_JTOK_OBJECT)
         return fail(p, SL_EPROTO, "%s", "stream event is not a JSON object");
-    return chunk(p, d, n);
+    p->reading_ok = p->shortcut;
+    p->nholes = 0;
+    rc = chunk(p, d, n);
+    if (!rc && p->reading_ok)
+        keep_template(p, d, n);
+    return rc;
 }
 
 int sl__openai_feed(sl_openai_parser *p, const char *data, size_t len)
@@ -1083,7 +1234,11 @@ static int put_message(sl_buf *b, const choice_acc *c)
 static int put_choice(sl_openai_parser *p, const choice_acc *c, int idx)
 {
     sl_buf *b = &p->body;
-    int rc = sl__buf_printf(b, "{\"index\":%d,", idx);
+    int rc = PUT(b, "{\"index\":");
+    if (!rc)
+        rc = sl__buf_append_int(b, idx);
+    if (!rc)
+        rc = PUT(b, ",");
     if (!rc && p->kind == SL_OPENAI_COMPLETIONS) {
         if (!(rc = PUT(b, "\"text\":")))
             rc = put_buf(b, &c->content);

@@ -87,6 +87,11 @@ typedef struct sl_openai_out {
 sl_openai_parser *sl__openai_parser_new(sl_openai_kind kind, size_t max_event,
                                         sl_openai_delta_cb on_delta, void *user);
 void sl__openai_parser_free(sl_openai_parser *p);
+/* Whether a chunk laid out like the one before it is read through it (default on): the
+ * deltas and the result are the same either way; tests turn it off to compare. */
+void sl__openai_parser_shortcut(sl_openai_parser *p, int on);
+/* How many chunks were read that way. */
+size_t sl__openai_parser_shortcuts(const sl_openai_parser *p);
 
 /* Streamed answer: feed the body bytes in any split, then finish at its end. Each
  * returns 0, an error (also in out->error, with out->message), or what on_delta

@@ -61,7 +61,7 @@ struct sl_call {
     sl_link link;      /* in c->calls while running */
     sl_openai_http hr; /* the request, built once for every attempt */
     sl_call_opts o;
-    char *url; /* for messages */
+    char *url; /* for messages, when it differs from hr.url (see sl_call_start) */
     sl_attempt *att;
     int attempts;
     channel *ch; /* sorted by key */
@@ -343,7 +343,7 @@ static void set_own_error(sl_call *call, int err, const char *what)
 {
     sl_buf m;
     sl__buf_init(&m, 0);
-    sl__buf_printf(&m, "POST %s: %s", call->url, what);
+    sl__buf_printf(&m, "POST %s: %s", call->url ? call->url : call->hr.url, what);
     free(call->message);
     call->message = sl__buf_steal(&m);
     call->res.error = err;
@@ -786,12 +786,19 @@ int sl_call_start(sl_client *c, const sl_request *req, const sl_call_opts *o, sl
     call->res.retry_after_ms = -1;
     call->res.ratelimit = (sl_ratelimit_info){-1, -1, -1, -1};
     call->res.body = call->res.error_body = (sl_str){"", 0};
-    sl_buf url;
-    sl__buf_init(&url, 0);
-    sl__buf_printf(&url, "%s%s", c->base_url, sl_request_endpoint(req));
-    call->url = sl__buf_steal(&url);
-    if (!call->url)
-        goto fail;
+    /* Messages name base URL + endpoint as given; the request's URL is the same unless
+     * the base URL ends with '/' (the request has one '/' there): then keep our own. */
+    size_t bn = strlen(c->base_url);
+    if (bn && c->base_url[bn - 1] == '/') {
+        sl_buf url;
+        sl__buf_init(&url, 0);
+        if (sl__buf_append(&url, c->base_url, bn) ||
+            sl__buf_append_str(&url, sl_request_endpoint(req))) {
+            sl__buf_free(&url);
+            goto fail;
+        }
+        call->url = sl__buf_steal(&url);
+    }
     /* Every attempt sends the same bytes: build them now, which also refuses a request
      * that cannot be built here rather than from the loop. */
     rc = sl__openai_build_body(c->base_url, req, &call->hr);
