@@ -24,31 +24,35 @@ typedef struct held {
 } held;
 
 struct sl_attempt {
-    sl_httpc *http;
-    sl_httpc_req *req;
-    const sl_openai_http *hr; /* borrowed from the call */
-    sl_openai_http own;       /* the header lines, when the client has none made */
-    sl_openai_parser *parser;
-    size_t max_body;
+    /* What every chunk touches comes first, in one cache line. */
+    int depth;
     int mode;
-    sl_buf raw; /* non-streamed body or error body */
-    int status;
-    char request_id[128];
-    held *q;
-    size_t qhead, qlen, qcap;
     unsigned paused : 1;
     unsigned canceled : 1;
     unsigned freed : 1;
     unsigned finished : 1;  /* res holds the outcome */
     unsigned delivered : 1; /* on_done was called */
-    int depth;
-    int abort_err; /* set when on_data decided to stop the transfer */
+    int abort_err;          /* set when on_data decided to stop the transfer */
+    sl_openai_parser *parser;
+    size_t qlen;
+    sl_attempt_delta_cb on_delta;
+    void *user;
+    /* the rest: */
+    sl_httpc *http;
+    sl_httpc_req *req;
+    const sl_openai_http *hr; /* borrowed from the call */
+    sl_openai_http own;       /* the header lines, when the client has none made */
+    sl_openai_spares *spares; /* where the parser came from and goes back to */
+    size_t max_body;
+    sl_buf raw; /* non-streamed body or error body */
+    int status;
+    char request_id[128];
+    held *q;
+    size_t qhead, qcap;
     sl_attempt_result res;
     char *msg; /* res.message: made on error only */
     sl_httpc_task task;
-    sl_attempt_delta_cb on_delta;
     sl_attempt_done_cb on_done;
-    void *user;
 };
 
 static void queue_clear(sl_attempt *a)
@@ -63,7 +67,7 @@ static void destroy(sl_attempt *a)
 {
     queue_clear(a);
     free(a->q);
-    sl__openai_parser_free(a->parser);
+    sl__openai_parser_give(a->spares, a->parser);
     sl__openai_http_free(&a->own);
     sl__buf_free(&a->raw);
     free(a->msg);
@@ -240,7 +244,9 @@ static void copy_head(sl_attempt *a)
     res->ratelimit.reset_requests_ms = h->reset_requests_ms;
     res->ratelimit.reset_tokens_ms = h->reset_tokens_ms;
     res->first_byte_ms = h->first_byte_ms;
-    snprintf(a->request_id, sizeof a->request_id, "%s", h->request_id);
+    size_t n = strnlen(h->request_id, sizeof a->request_id - 1); /* cut as snprintf would */
+    memcpy(a->request_id, h->request_id, n);
+    a->request_id[n] = '\0';
     res->request_id = a->request_id[0] ? a->request_id : NULL;
 }
 
@@ -348,7 +354,8 @@ int sl__attempt_start(const sl_attempt_env *env, const sl_openai_http *hr, const
         free(a);
         return rc;
     }
-    a->parser = sl__openai_parser_new(hr->kind, a->max_body, on_parsed, a);
+    a->spares = env->spares;
+    a->parser = sl__openai_parser_take(a->spares, hr->kind, a->max_body, on_parsed, a);
     if (!a->parser) {
         destroy(a);
         return SL_ENOMEM;

@@ -35,6 +35,8 @@ typedef struct sl_attempt_env {
     /* The request headers (sl__openai_headers) made once, [0] not streamed, [1] streamed;
      * NULL: made for each attempt. */
     const sl_httpc_headers *headers[2];
+    /* Parsers to reuse (llm/openai.h); NULL: each attempt makes and frees its own. */
+    sl_openai_spares *spares;
 } sl_attempt_env;
 
 /* Strings borrowed until the attempt is freed. */

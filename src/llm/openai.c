@@ -192,9 +192,22 @@ typedef struct tool_acc {
 
 typedef struct str_field {
     char *key;
-    size_t keylen; /* head fields only */
     sl_buf val;
 } str_field;
+
+/* A top-level field other than choices and usage: its name and the JSON text of its last
+ * non-null value, both kept in the parser's headtext (the name NUL-terminated there). */
+typedef struct head_field {
+    size_t key, keylen, val, vallen; /* offsets and lengths in headtext */
+    int order;                       /* its index in head_order, or -1 */
+    int verbatim;                    /* the value is written back as it is */
+} head_field;
+
+/* The top-level fields that come first in the final object, in this order. */
+static const char *const head_order[] = {"id", "object", "created", "model", "system_fingerprint"};
+static const char *const head_order_q[] = {
+    "\"id\":", "\"object\":", "\"created\":", "\"model\":", "\"system_fingerprint\":"};
+#define NORDER 5
 
 typedef struct choice_acc {
     int present;
@@ -210,6 +223,7 @@ typedef struct choice_acc {
     json_t *mx;           /* other message fields: last wins */
     sl_buf finish_reason; /* the JSON text of the last non-null one */
     int has_finish_reason;
+    int fr_verbatim; /* that text is written back as it is */
     json_t *logprobs;
     json_t *extra; /* other choice fields */
 } choice_acc;
@@ -228,25 +242,43 @@ typedef struct hole {
 enum { SCRATCH_TEXT = 0, SCRATCH_NAME, SCRATCH_ARGS, NSCRATCH };
 
 struct sl_openai_parser {
-    sl_openai_kind kind;
-    size_t max_event;
+    /* What every chunk touches comes first, together (a parser is cold in the cache by
+     * the time its next chunk arrives: each line it touches costs). */
+    int failed;
+    int cb_rc;      /* non-zero: on_delta stopped us */
+    int tmpl_valid; /* tmpl holds a template (see "chunks like the last one") */
+    int nholes;
     sl_openai_delta_cb on_delta;
     void *user;
+    choice_acc *choices;
+    size_t assembled; /* bytes of text held */
+    int saw_done;     /* as out.saw_done */
+    int shortcut;     /* templates are used (tests turn them off to compare) */
+    size_t shortcuts; /* chunks read through one */
+    /* The last chunk, when it can serve as a template: its text, and its holes in the
+     * order reading it used them (by_place: the same, by place in the text). */
+    sl_buf tmpl;
+    uint8_t by_place[MAX_HOLES];
+    int reading_ok; /* while a chunk is read: it can still serve as a template */
+    hole holes[MAX_HOLES];
     sl_sse_parser sse;
-    int failed;
-    int cb_rc; /* non-zero: on_delta stopped us */
+    /* the rest: */
+    sl_openai_kind kind;
+    size_t max_event;
+    int nchoices;
+    int capchoices; /* entries made (their buffers kept when the parser is reused) */
     /* Top-level fields other than choices and usage, each as the JSON text of its last
      * non-null value (the same in nearly every chunk: compared, not parsed), in the order
      * they first came. Turned into JSON values once, at the end. */
-    str_field *head;
+    head_field *head;
     int nhead, headcap;
-    sl_buf usage;  /* the JSON text of the provider's last usage object */
-    int has_usage; /* and its numbers: */
+    int head_at[NORDER]; /* the index of each of head_order, or -1 */
+    sl_buf headtext;     /* their names and values */
+    size_t headwaste;    /* bytes of headtext no field uses any more */
+    sl_buf usage;        /* the JSON text of the provider's last usage object */
+    int has_usage;       /* and its numbers: */
     sl_usage usage_n;
-    sl_buf finish_out; /* choice 0's finish_reason as a C string, for out */
-    choice_acc *choices;
-    int nchoices;
-    size_t assembled;                  /* bytes of text held */
+    sl_buf finish_out;                 /* choice 0's finish_reason as a C string, for out */
     sl_jtoks toks;                     /* the chunk being read */
     sl_jmembers mtop, mchoice, mdelta; /* the members of the objects being read */
     sl_buf scratch[NSCRATCH];
@@ -254,24 +286,22 @@ struct sl_openai_parser {
     char *message;  /* out.message once failed */
     json_t *parsed; /* non-streamed: the body */
     sl_buf body;
-    /* The last chunk, when it can serve as a template: its text, and its holes in the
-     * order reading it used them (by_place: the same, by place in the text). */
-    sl_buf tmpl;
-    int tmpl_valid;
-    int reading_ok;   /* while a chunk is read: it can still serve as a template */
-    int shortcut;     /* templates are used (tests turn them off to compare) */
-    size_t shortcuts; /* chunks read through one */
-    hole holes[MAX_HOLES];
-    uint8_t by_place[MAX_HOLES];
-    int nholes;
+    sl_openai_parser *next_spare;
     sl_openai_out out;
 };
 
-static void choice_free(choice_acc *c)
+static void choice_init(choice_acc *c)
 {
-    sl__buf_free(&c->role);
-    sl__buf_free(&c->content);
-    sl__buf_free(&c->reasoning);
+    memset(c, 0, sizeof *c);
+    sl__buf_init(&c->role, 64);
+    sl__buf_init(&c->content, 0);
+    sl__buf_init(&c->reasoning, 0);
+    sl__buf_init(&c->finish_reason, 0);
+}
+
+/* Parts of a choice that are rare (tool calls, other fields, logprobs). */
+static void choice_free_rare(choice_acc *c)
+{
     for (int i = 0; i < c->ntools; i++) {
         sl__buf_free(&c->tools[i].id);
         sl__buf_free(&c->tools[i].type);
@@ -285,12 +315,70 @@ static void choice_free(choice_acc *c)
     }
     free(c->sx);
     json_decref(c->mx);
-    sl__buf_free(&c->finish_reason);
     json_decref(c->logprobs);
     json_decref(c->extra);
 }
 
+static void choice_free(choice_acc *c)
+{
+    choice_free_rare(c);
+    sl__buf_free(&c->role);
+    sl__buf_free(&c->content);
+    sl__buf_free(&c->reasoning);
+    sl__buf_free(&c->finish_reason);
+}
+
+/* Buffers a reused parser keeps: up to this much memory each. */
+#define KEEP_CAP (16u << 10)
+
+static void recycle(sl_buf *b)
+{
+    if (b->cap > KEEP_CAP)
+        sl__buf_free(b);
+    else
+        sl__buf_reset(b);
+}
+
+/* The choice as choice_init leaves it, keeping its common buffers. */
+static void choice_clear(choice_acc *c)
+{
+    choice_free_rare(c);
+    sl_buf keep[4] = {c->role, c->content, c->reasoning, c->finish_reason};
+    memset(c, 0, sizeof *c);
+    c->role = keep[0];
+    c->content = keep[1];
+    c->reasoning = keep[2];
+    c->finish_reason = keep[3];
+    recycle(&c->role);
+    recycle(&c->content);
+    recycle(&c->reasoning);
+    recycle(&c->finish_reason);
+}
+
 static int on_event(void *user, const sl_sse_event *ev);
+
+/* Everything a new parser starts with, over p's memory (zeroed, or kept from an earlier
+ * use by reset). */
+static void parser_start(sl_openai_parser *p, sl_openai_kind kind, size_t max_event,
+                         sl_openai_delta_cb on_delta, void *user)
+{
+    p->kind = kind;
+    p->max_event = max_event ? max_event : DEFAULT_MAX_EVENT;
+    p->on_delta = on_delta;
+    p->user = user;
+    sl__sse_init(&p->sse, p->max_event, p->max_event, on_event, p);
+    p->error_body.max = p->max_event;
+    p->tmpl.max = p->max_event;
+    for (int i = 0; i < NORDER; i++)
+        p->head_at[i] = -1;
+    p->shortcut = 1;
+    memset(&p->out, 0, sizeof p->out);
+    p->saw_done = 0;
+    p->out.message = "";
+    p->out.usage.prompt_tokens = -1;
+    p->out.usage.completion_tokens = -1;
+    p->out.usage.total_tokens = -1;
+}
 
 sl_openai_parser *sl__openai_parser_new(sl_openai_kind kind, size_t max_event,
                                         sl_openai_delta_cb on_delta, void *user)
@@ -298,27 +386,19 @@ sl_openai_parser *sl__openai_parser_new(sl_openai_kind kind, size_t max_event,
     sl_openai_parser *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
-    p->kind = kind;
-    p->max_event = max_event ? max_event : DEFAULT_MAX_EVENT;
-    p->on_delta = on_delta;
-    p->user = user;
-    sl__sse_init(&p->sse, p->max_event, p->max_event, on_event, p);
     sl__jtoks_init(&p->toks);
     sl__jmembers_init(&p->mtop);
     sl__jmembers_init(&p->mchoice);
     sl__jmembers_init(&p->mdelta);
     for (int i = 0; i < NSCRATCH; i++)
         sl__buf_init(&p->scratch[i], 0);
-    sl__buf_init(&p->error_body, p->max_event);
+    sl__buf_init(&p->error_body, 0);
     sl__buf_init(&p->body, 0);
-    p->out.message = "";
     sl__buf_init(&p->usage, 0);
     sl__buf_init(&p->finish_out, 0);
-    sl__buf_init(&p->tmpl, p->max_event);
-    p->shortcut = 1;
-    p->out.usage.prompt_tokens = -1;
-    p->out.usage.completion_tokens = -1;
-    p->out.usage.total_tokens = -1;
+    sl__buf_init(&p->tmpl, 0);
+    sl__buf_init(&p->headtext, 0);
+    parser_start(p, kind, max_event, on_delta, user);
     return p;
 }
 
@@ -327,14 +407,11 @@ void sl__openai_parser_free(sl_openai_parser *p)
     if (!p)
         return;
     sl__sse_free(&p->sse);
-    for (int i = 0; i < p->nhead; i++) {
-        free(p->head[i].key);
-        sl__buf_free(&p->head[i].val);
-    }
     free(p->head);
+    sl__buf_free(&p->headtext);
     sl__buf_free(&p->usage);
     sl__buf_free(&p->finish_out);
-    for (int i = 0; i < p->nchoices; i++)
+    for (int i = 0; i < p->capchoices; i++)
         choice_free(&p->choices[i]);
     free(p->choices);
     sl__jtoks_free(&p->toks);
@@ -360,6 +437,115 @@ void sl__openai_parser_shortcut(sl_openai_parser *p, int on)
 size_t sl__openai_parser_shortcuts(const sl_openai_parser *p)
 {
     return p->shortcuts;
+}
+
+/* Back to what sl__openai_parser_new makes, keeping the memory of the buffers (within
+ * KEEP_CAP each), the token arrays and the choices. */
+static void parser_reset(sl_openai_parser *p)
+{
+    sl__sse_free(&p->sse);
+    p->failed = 0;
+    p->cb_rc = 0;
+    p->nhead = 0;
+    recycle(&p->headtext);
+    p->headwaste = 0;
+    recycle(&p->usage);
+    p->has_usage = 0;
+    memset(&p->usage_n, 0, sizeof p->usage_n);
+    recycle(&p->finish_out);
+    for (int i = 0; i < p->nchoices; i++)
+        choice_clear(&p->choices[i]);
+    p->nchoices = 0;
+    p->assembled = 0;
+    if (p->toks.cap > 4096)
+        sl__jtoks_free(&p->toks);
+    for (int i = 0; i < NSCRATCH; i++)
+        recycle(&p->scratch[i]);
+    recycle(&p->error_body);
+    free(p->message);
+    p->message = NULL;
+    json_decref(p->parsed);
+    p->parsed = NULL;
+    recycle(&p->body);
+    recycle(&p->tmpl);
+    p->tmpl_valid = 0;
+    p->reading_ok = 0;
+    p->nholes = 0;
+    p->shortcuts = 0;
+}
+
+struct sl_openai_spares {
+    sl_openai_parser *first;
+    size_t n, max;
+    size_t out; /* parsers taken and not given back */
+    int closed;
+};
+
+sl_openai_spares *sl__openai_spares_new(size_t max)
+{
+    sl_openai_spares *s = calloc(1, sizeof *s);
+    if (s)
+        s->max = max;
+    return s;
+}
+
+static void spares_empty(sl_openai_spares *s)
+{
+    while (s->first) {
+        sl_openai_parser *p = s->first;
+        s->first = p->next_spare;
+        sl__openai_parser_free(p);
+    }
+    s->n = 0;
+}
+
+void sl__openai_spares_close(sl_openai_spares *s)
+{
+    if (!s)
+        return;
+    spares_empty(s);
+    s->closed = 1;
+    if (!s->out)
+        free(s);
+}
+
+sl_openai_parser *sl__openai_parser_take(sl_openai_spares *s, sl_openai_kind kind, size_t max_event,
+                                         sl_openai_delta_cb on_delta, void *user)
+{
+    sl_openai_parser *p;
+    if (s && s->first) {
+        p = s->first;
+        s->first = p->next_spare;
+        s->n--;
+        p->next_spare = NULL;
+        parser_start(p, kind, max_event, on_delta, user);
+    } else if (!(p = sl__openai_parser_new(kind, max_event, on_delta, user))) {
+        return NULL;
+    }
+    if (s)
+        s->out++;
+    return p;
+}
+
+void sl__openai_parser_give(sl_openai_spares *s, sl_openai_parser *p)
+{
+    if (!p)
+        return;
+    if (!s) {
+        sl__openai_parser_free(p);
+        return;
+    }
+    s->out--;
+    if (s->closed || s->n >= s->max) {
+        sl__openai_parser_free(p);
+        if (s->closed && !s->out)
+            free(s);
+        return;
+    }
+    parser_reset(p);
+    p->next_spare = s->first;
+    s->first = p;
+    s->n++;
 }
 
 const sl_openai_out *sl__openai_out(const sl_openai_parser *p)
@@ -454,20 +640,18 @@ static choice_acc *get_choice(sl_openai_parser *p, json_int_t idx)
 {
     if (idx < 0 || idx >= SL_OPENAI_MAX_CHOICES)
         return NULL;
-    if (idx >= p->nchoices) {
+    if (idx >= p->capchoices) {
+        /* entries past nchoices are always as choice_init (or choice_clear) left them */
         choice_acc *n = realloc(p->choices, (size_t)(idx + 1) * sizeof *n);
         if (!n)
             return NULL;
-        memset(n + p->nchoices, 0, (size_t)(idx + 1 - p->nchoices) * sizeof *n);
-        for (json_int_t i = p->nchoices; i <= idx; i++) {
-            sl__buf_init(&n[i].role, 64);
-            sl__buf_init(&n[i].content, 0);
-            sl__buf_init(&n[i].reasoning, 0);
-            sl__buf_init(&n[i].finish_reason, 0);
-        }
+        for (json_int_t i = p->capchoices; i <= idx; i++)
+            choice_init(&n[i]);
         p->choices = n;
-        p->nchoices = (int)idx + 1;
+        p->capchoices = (int)idx + 1;
     }
+    if (idx >= p->nchoices)
+        p->nchoices = (int)idx + 1;
     p->choices[idx].present = 1;
     return &p->choices[idx];
 }
@@ -779,16 +963,75 @@ static int keep_extra(sl_openai_parser *p, json_t **obj, uint32_t k, uint32_t v)
     return 0;
 }
 
+/* Whether a value token is written back exactly as it is: a string without escapes, an
+ * integer but "-0", a literal (sl__jtok_write would write the same bytes). */
+static int verbatim(const sl_openai_parser *p, const sl_jtok *v)
+{
+    const char *t = p->toks.src + v->start;
+    switch (v->type) {
+    case SL_JTOK_STRING:
+        return !v->esc;
+    case SL_JTOK_INT:
+        return !(v->len == 2 && t[0] == '-' && t[1] == '0');
+    case SL_JTOK_NULL:
+    case SL_JTOK_TRUE:
+    case SL_JTOK_FALSE:
+        return 1;
+    }
+    return 0;
+}
+
+/* headtext without the bytes no field uses. */
+static int compact_head(sl_openai_parser *p)
+{
+    sl_buf n;
+    sl__buf_init(&n, 0);
+    if (sl__buf_reserve(&n, p->headtext.len - p->headwaste))
+        return nomem(p);
+    for (int i = 0; i < p->nhead; i++) {
+        head_field *f = &p->head[i];
+        size_t k = n.len;
+        sl__buf_append(&n, p->headtext.data + f->key, f->keylen + 1);
+        size_t v = n.len;
+        sl__buf_append(&n, p->headtext.data + f->val, f->vallen);
+        f->key = k;
+        f->val = v;
+    }
+    sl__buf_free(&p->headtext);
+    p->headtext = n;
+    p->headwaste = 0;
+    return 0;
+}
+
+/* A new value text for field f: in place if it fits, else at the end. */
+static int set_head(sl_openai_parser *p, head_field *f, const char *text, size_t len)
+{
+    if (len <= f->vallen) {
+        memcpy(p->headtext.data + f->val, text, len);
+        p->headwaste += f->vallen - len;
+    } else {
+        size_t at = p->headtext.len;
+        if (sl__buf_append(&p->headtext, text, len))
+            return nomem(p);
+        p->headwaste += f->vallen;
+        f->val = at;
+    }
+    f->vallen = len;
+    if (p->headwaste > 4096 && p->headwaste > p->headtext.len / 2)
+        return compact_head(p);
+    return 0;
+}
+
 /* A top-level field: its last non-null value is kept as JSON text. Chunks name their
  * fields in the same order, so the search starts where the last one was found. */
 static int keep_head(sl_openai_parser *p, uint32_t k, uint32_t v, uint32_t *hint)
 {
     const sl_jtok *vt = &p->toks.v[v];
     const char *text = p->toks.src + vt->start;
-    str_field *f = NULL;
+    head_field *f = NULL;
     for (int n = 0; n < p->nhead && !f; n++) {
         int i = (int)((*hint + (uint32_t)n) % (uint32_t)p->nhead);
-        if (sl__jtok_str_is(&p->toks, k, p->head[i].key, p->head[i].keylen)) {
+        if (sl__jtok_str_is(&p->toks, k, p->headtext.data + p->head[i].key, p->head[i].keylen)) {
             f = &p->head[i];
             *hint = (uint32_t)i + 1;
         }
@@ -802,26 +1045,31 @@ static int keep_head(sl_openai_parser *p, uint32_t k, uint32_t v, uint32_t *hint
             return rc;
         if (p->nhead == p->headcap) {
             int cap = p->headcap ? p->headcap * 2 : 8;
-            str_field *n = realloc(p->head, (size_t)cap * sizeof *n);
+            head_field *n = realloc(p->head, (size_t)cap * sizeof *n);
             if (!n)
                 return nomem(p);
             p->head = n;
             p->headcap = cap;
         }
-        str_field *n = p->head;
-        f = &n[p->nhead];
-        sl__buf_init(&f->val, 0);
-        if (!(f->key = strdup(key)))
+        size_t klen = strlen(key), at = p->headtext.len;
+        if (sl__buf_append(&p->headtext, key, klen + 1))
             return nomem(p);
-        f->keylen = strlen(key);
+        f = &p->head[p->nhead];
+        *f = (head_field){.key = at, .keylen = klen, .val = p->headtext.len, .order = -1};
+        for (int i = 0; i < NORDER; i++) {
+            if (!strcmp(key, head_order[i])) {
+                f->order = i;
+                p->head_at[i] = p->nhead;
+            }
+        }
         p->nhead++;
     } else if (vt->type == SL_JTOK_NULL) {
         return 0; /* null does not erase what an earlier chunk said */
-    } else if (f->val.len == vt->len && !memcmp(f->val.data, text, vt->len)) {
+    } else if (f->vallen == vt->len && !memcmp(p->headtext.data + f->val, text, vt->len)) {
         return 0;
     }
-    sl__buf_reset(&f->val);
-    return sl__buf_append(&f->val, text, vt->len) ? nomem(p) : 0;
+    f->verbatim = verbatim(p, vt);
+    return set_head(p, f, text, vt->len);
 }
 
 static void usage_from(sl_usage *u, const json_t *usage)
@@ -892,6 +1140,7 @@ static int choice_chunk(sl_openai_parser *p, uint32_t ch, size_t pos)
     uint32_t fr = slot[FINISH_REASON];
     if (fr && tok_type(p, fr) != SL_JTOK_NULL) {
         sl__buf_reset(&c->finish_reason);
+        c->fr_verbatim = verbatim(p, &p->toks.v[fr]);
         if (sl__buf_append(&c->finish_reason, p->toks.src + p->toks.v[fr].start, p->toks.v[fr].len))
             return nomem(p);
         c->has_finish_reason = 1;
@@ -1043,7 +1292,7 @@ static int like_last(sl_openai_parser *p, const char *d, size_t n, int *hit)
 static int on_event(void *user, const sl_sse_event *ev)
 {
     sl_openai_parser *p = user;
-    if (p->out.saw_done)
+    if (p->saw_done)
         return 0; /* nothing counts after [DONE] */
     const char *d = ev->data.ptr;
     size_t n = ev->data.len;
@@ -1057,7 +1306,7 @@ static int on_event(void *user, const sl_sse_event *ev)
     if (!n)
         return 0;
     if (!is_error && n == 6 && !memcmp(d, "[DONE]", 6)) {
-        p->out.saw_done = 1;
+        p->saw_done = p->out.saw_done = 1;
         return 0;
     }
     int rc, hit;
@@ -1134,6 +1383,22 @@ static int put_buf(sl_buf *b, const sl_buf *v)
     return put_str(b, v->data, v->len);
 }
 
+/* Text kept as JSON that is written back as it is. */
+static int put_buf_raw(sl_buf *b, const sl_buf *v)
+{
+    return put(b, v->data, v->len);
+}
+
+/* A name that needs no escape, given quoted and with its colon (without the comma for
+ * the first member). */
+static int put_lit_key(sl_buf *b, int *first, const char *quoted, size_t n)
+{
+    int rc = *first ? 0 : PUT(b, ",");
+    *first = 0;
+    return rc ? rc : put(b, quoted, n);
+}
+#define PUT_KEY(b, first, lit) put_lit_key((b), (first), "\"" lit "\":", sizeof(lit) + 2)
+
 /* ",\"key\":" (without the comma for the first member). */
 static int put_key(sl_buf *b, int *first, const char *key)
 {
@@ -1145,10 +1410,22 @@ static int put_key(sl_buf *b, int *first, const char *key)
 }
 
 /* A value kept as JSON text, written as jansson would write it. */
+static int put_textn(sl_openai_parser *p, const char *text, size_t len)
+{
+    int rc = sl__jtok_parse(&p->toks, text ? text : "", len, 0);
+    return rc ? rc : sl__jtok_write(&p->body, &p->toks, 0);
+}
+
 static int put_text(sl_openai_parser *p, const sl_buf *text)
 {
-    int rc = sl__jtok_parse(&p->toks, text->data ? text->data : "", text->len, 0);
-    return rc ? rc : sl__jtok_write(&p->body, &p->toks, 0);
+    return put_textn(p, text->data, text->len);
+}
+
+/* A top-level field's value. */
+static int put_head(sl_openai_parser *p, const head_field *f)
+{
+    const char *v = p->headtext.data + f->val;
+    return f->verbatim ? put(&p->body, v, f->vallen) : put_textn(p, v, f->vallen);
 }
 
 static int put_json(sl_buf *b, const json_t *v)
@@ -1253,28 +1530,35 @@ static int put_choice(sl_openai_parser *p, const choice_acc *c, int idx)
     if (!rc)
         rc = PUT(b, ",\"finish_reason\":");
     if (!rc)
-        rc = c->has_finish_reason ? put_text(p, &c->finish_reason) : PUT(b, "null");
+        rc = !c->has_finish_reason ? PUT(b, "null")
+             : c->fr_verbatim      ? put_buf_raw(b, &c->finish_reason)
+                                   : put_text(p, &c->finish_reason);
     if (!rc && c->extra)
         rc = put_members(b, c->extra, NULL, 0);
     return rc ? rc : PUT(b, "}");
 }
 
-static const str_field *head_field(const sl_openai_parser *p, const char *key)
+/* The field head_order[i], or NULL. */
+static const head_field *head_field_at(const sl_openai_parser *p, int i)
 {
-    for (int i = 0; i < p->nhead; i++)
-        if (!strcmp(p->head[i].key, key))
-            return &p->head[i];
-    return NULL;
+    return p->head_at[i] < 0 ? NULL : &p->head[p->head_at[i]];
 }
 
 /* The "object" of the whole answer: what the chunks say, unless they name a chunk. */
 static int put_object_type(sl_openai_parser *p)
 {
     const char *whole = p->kind == SL_OPENAI_COMPLETIONS ? "text_completion" : "chat.completion";
-    const str_field *f = head_field(p, "object");
+    const head_field *f = head_field_at(p, 1);
     sl_str s = {whole, strlen(whole)};
-    if (f) {
-        int rc = sl__jtok_parse(&p->toks, f->val.data, f->val.len, 0);
+    const char *v = f ? p->headtext.data + f->val : NULL;
+    if (f && f->verbatim && v[0] == '"') {
+        /* a string without escapes: its text is between the quotes, without NUL */
+        s = (sl_str){v + 1, f->vallen - 2};
+        if ((s.len == 21 && !memcmp(s.ptr, "chat.completion.chunk", 21)) ||
+            (s.len == 15 && !memcmp(s.ptr, "text_completion", 15)))
+            s = (sl_str){whole, strlen(whole)};
+    } else if (f) {
+        int rc = sl__jtok_parse(&p->toks, v, f->vallen, 0);
         if (!rc && p->toks.v[0].type == SL_JTOK_STRING)
             rc = sl__jtok_str(&p->toks, 0, &p->scratch[SCRATCH_TEXT], &s);
         if (rc)
@@ -1296,24 +1580,23 @@ static int put_object_type(sl_openai_parser *p)
 
 static int write_body(sl_openai_parser *p)
 {
-    static const char *const order[] = {"id", "object", "created", "model", "system_fingerprint"};
     sl_buf *b = &p->body;
     int first = 1;
     /* about the size it will have: the text and the fields around it */
     int rc = sl__buf_reserve(b, p->assembled + 512);
     if (!rc)
         rc = PUT(b, "{");
-    for (int i = 0; !rc && i < 5; i++) {
-        const str_field *f = head_field(p, order[i]);
+    for (int i = 0; !rc && i < NORDER; i++) {
+        const head_field *f = head_field_at(p, i);
         if (i == 1) {
-            if (!(rc = put_key(b, &first, "object")))
+            if (!(rc = PUT_KEY(b, &first, "object")))
                 rc = put_object_type(p);
-        } else if (f && !(rc = put_key(b, &first, order[i]))) {
-            rc = put_text(p, &f->val);
+        } else if (f && !(rc = put_lit_key(b, &first, head_order_q[i], strlen(head_order_q[i])))) {
+            rc = put_head(p, f);
         }
     }
     if (!rc)
-        rc = put_key(b, &first, "choices");
+        rc = PUT_KEY(b, &first, "choices");
     if (!rc)
         rc = PUT(b, "[");
     for (int i = 0, n = 0; !rc && i < p->nchoices; i++) {
@@ -1326,14 +1609,12 @@ static int write_body(sl_openai_parser *p)
     }
     if (!rc)
         rc = PUT(b, "]");
-    if (!rc && p->has_usage && !(rc = put_key(b, &first, "usage")))
+    if (!rc && p->has_usage && !(rc = PUT_KEY(b, &first, "usage")))
         rc = put_text(p, &p->usage);
     for (int i = 0; !rc && i < p->nhead; i++) {
-        int ordered = 0;
-        for (int j = 0; j < 5; j++)
-            ordered |= !strcmp(p->head[i].key, order[j]);
-        if (!ordered && !(rc = put_key(b, &first, p->head[i].key)))
-            rc = put_text(p, &p->head[i].val);
+        const head_field *f = &p->head[i];
+        if (f->order < 0 && !(rc = put_key(b, &first, p->headtext.data + f->key)))
+            rc = put_head(p, f);
     }
     if (!rc)
         rc = PUT(b, "}");
@@ -1352,7 +1633,15 @@ static int fill_out(sl_openai_parser *p)
     choice_acc *c = &p->choices[0];
     o->text = (sl_str){c->content.data, c->content.len};
     o->reasoning = (sl_str){c->reasoning.data, c->reasoning.len};
-    if (c->has_finish_reason) {
+    if (c->has_finish_reason && c->fr_verbatim) {
+        /* a string without escapes is its text between the quotes; else not a string */
+        const sl_buf *f = &c->finish_reason;
+        if (f->data[0] == '"') {
+            if (sl__buf_append(&p->finish_out, f->data + 1, f->len - 2))
+                return nomem(p);
+            o->finish_reason = p->finish_out.data;
+        }
+    } else if (c->has_finish_reason) {
         /* a string one, as a C string */
         sl_str s;
         if (sl__jtok_parse(&p->toks, c->finish_reason.data, c->finish_reason.len, 0))

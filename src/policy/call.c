@@ -57,32 +57,43 @@ typedef struct channel {
 } channel;
 
 struct sl_call {
+    /* What every delta touches comes first, together. */
+    unsigned done : 1;
+    unsigned free_pending : 1;
+    unsigned has_slot : 1;
+    unsigned has_ticket : 1;
+    unsigned breaker_out : 1; /* allowed, outcome not recorded yet */
+    unsigned waiting : 1;     /* counted in the policy's waiting */
+    unsigned canceled : 1;
+    unsigned paused : 1;
+    int depth;       /* > 0 while a user callback runs */
+    int pending_err; /* the call ends with this (and pending_msg), whatever the attempt */
+    int track_all;   /* retries possible: keep every channel, not only choice 0's text */
+    int delivered_any;
+    channel *ch; /* sorted by key */
+    size_t nch, capch;
+    double t_first_delta; /* -1 until the first delta */
+    sl_call_opts o;
+    /* the rest: */
     sl_client *c;      /* NULL once done: the client may be gone */
     sl_link link;      /* in c->calls while running */
     sl_openai_http hr; /* the request, built once for every attempt */
-    sl_call_opts o;
-    char *url; /* for messages, when it differs from hr.url (see sl_call_start) */
+    char *url;         /* for messages, when it differs from hr.url (see sl_call_start) */
     sl_attempt *att;
     int attempts;
-    channel *ch; /* sorted by key */
-    size_t nch, capch;
-    int track_all; /* retries possible: keep every channel, not only choice 0's text */
-    int resuming;  /* the current attempt replays delivered text */
-    int delivered_any;
+    int resuming; /* the current attempt replays delivered text */
     double t_start;
-    double t_first_delta; /* -1 until the first delta */
-    double t_wait;        /* start of the waits before the current attempt */
-    double t_attempt;     /* start of the current attempt */
+    double t_wait;    /* start of the waits before the current attempt */
+    double t_attempt; /* start of the current attempt */
     sl_result res;
     char *message;
-    char *finish_reason;
-    char *request_id;
+    const char *finish_reason; /* NULL, one of finish_reasons, or our own copy */
+    char request_id[128];      /* the attempt's (it is cut to this size there) */
     sl_buf body;
     sl_buf error_body;
     sl_attempt_info log1; /* the attempt log while there was one attempt (the usual case) */
     sl_attempt_info *log; /* NULL, or SL_ATTEMPT_LOG_MAX entries once there were more */
     sl_httpc_task task;   /* finishing from the loop when no attempt runs */
-    int pending_err;      /* the call ends with this (and pending_msg), whatever the attempt */
     char *pending_msg;
     int phase;
     /* policy */
@@ -95,15 +106,6 @@ struct sl_call {
     sl_policy_wake backoff_w;
     sl_policy_wake deadline_w;
     uint64_t trial; /* breaker trial token of the running attempt */
-    unsigned has_slot : 1;
-    unsigned has_ticket : 1;
-    unsigned breaker_out : 1; /* allowed, outcome not recorded yet */
-    unsigned waiting : 1;     /* counted in the policy's waiting */
-    unsigned done : 1;
-    unsigned canceled : 1;
-    unsigned paused : 1;
-    unsigned free_pending : 1;
-    int depth; /* > 0 while a user callback runs */
 };
 
 sl_call *sl__call_of(sl_link *l)
@@ -128,6 +130,39 @@ static void channels_free(sl_call *call)
     call->nch = call->capch = 0;
 }
 
+/* The finish reasons nearly every answer ends with: pointed to, not copied. */
+static const char *const finish_reasons[] = {"stop", "length", "tool_calls", "content_filter",
+                                             "function_call"};
+
+static int is_shared_reason(const char *s)
+{
+    for (size_t i = 0; i < sizeof finish_reasons / sizeof finish_reasons[0]; i++)
+        if (s == finish_reasons[i])
+            return 1;
+    return 0;
+}
+
+static void free_finish_reason(sl_call *call)
+{
+    if (!is_shared_reason(call->finish_reason))
+        free((char *)call->finish_reason);
+    call->finish_reason = NULL;
+}
+
+static void set_finish_reason(sl_call *call, const char *s)
+{
+    free_finish_reason(call);
+    if (!s)
+        return;
+    for (size_t i = 0; i < sizeof finish_reasons / sizeof finish_reasons[0]; i++) {
+        if (!strcmp(s, finish_reasons[i])) {
+            call->finish_reason = finish_reasons[i];
+            return;
+        }
+    }
+    call->finish_reason = strdup(s);
+}
+
 static void destroy(sl_call *call)
 {
     sl__httpc_undefer(&call->task);
@@ -136,8 +171,7 @@ static void destroy(sl_call *call)
     free(call->url);
     channels_free(call);
     free(call->message);
-    free(call->finish_reason);
-    free(call->request_id);
+    free_finish_reason(call);
     free(call->pending_msg);
     free(call->log);
     sl__buf_free(&call->body);
@@ -321,20 +355,27 @@ static void take_attempt_result(sl_call *call, const sl_attempt_result *r)
     res->message = r->error ? (call->message ? call->message : sl_strerror(r->error)) : NULL;
     res->http_status = r->http_status;
     sl__buf_reset(&call->error_body);
-    sl__buf_append(&call->error_body, r->error_body.ptr, r->error_body.len);
+    if (r->error_body.len) /* nothing to keep: no memory either */
+        sl__buf_append(&call->error_body, r->error_body.ptr, r->error_body.len);
     res->error_body = buf_str(&call->error_body);
-    replace(&call->finish_reason, r->finish_reason);
+    set_finish_reason(call, r->finish_reason);
     res->finish_reason = call->finish_reason;
     res->usage = r->usage;
     res->timings.ttfb_ms = r->first_byte_ms >= 0 ? r->first_byte_ms - call->t_start : -1;
     sl__buf_reset(&call->body);
-    if (sl__buf_append(&call->body, r->body.ptr, r->body.len) && !r->error) {
+    /* one allocation of the size it needs */
+    if ((sl__buf_reserve(&call->body, r->body.len) ||
+         sl__buf_append(&call->body, r->body.ptr, r->body.len)) &&
+        !r->error) {
         res->error = SL_ENOMEM;
         res->message = sl_strerror(SL_ENOMEM);
     }
     res->body = buf_str(&call->body);
-    replace(&call->request_id, r->request_id);
-    res->request_id = call->request_id;
+    /* the attempt cuts it to 127 bytes: it fits */
+    size_t idn = r->request_id ? strnlen(r->request_id, sizeof call->request_id - 1) : 0;
+    memcpy(call->request_id, r->request_id ? r->request_id : "", idn);
+    call->request_id[idn] = '\0';
+    res->request_id = r->request_id ? call->request_id : NULL;
     res->retry_after_ms = r->retry_after_ms;
     res->ratelimit = r->ratelimit;
 }

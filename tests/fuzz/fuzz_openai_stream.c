@@ -1,8 +1,9 @@
 /* fuzz_openai_stream.c — arbitrary bytes as a streamed answer (fed in pieces whose sizes
  * come from the input) and as a non-streamed body: no crash, no leak, a successful stream
- * always yields a body that is a JSON object, and reading chunks through the last one
- * (the parser's shortcut) gives exactly what reading every chunk in full gives: the same
- * deltas, the same value from every feed, the same result. */
+ * always yields a body that is a JSON object, reading chunks through the last one (the
+ * parser's shortcut) gives exactly what reading every chunk in full gives (the same
+ * deltas, the same value from every feed, the same result), and so does a reused parser
+ * compared with a new one. */
 #include <jansson.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -34,11 +35,14 @@ static int on_delta(void *user, const sl_delta *d)
     return ++s->n == s->stop_at ? 77 : 0;
 }
 
-/* The stream read one way; the log gets the feed values and the result too. */
-static void read_stream(sink *s, sl_openai_kind kind, const char *p, size_t n, size_t step,
-                        int shortcut)
+/* The stream read one way, by a parser from spares (NULL: a new one); the log gets the
+ * feed values and the result too. */
+static void read_stream(sink *s, sl_openai_spares *spares, sl_openai_kind kind, const char *p,
+                        size_t n, size_t step, int shortcut)
 {
-    sl_openai_parser *ps = sl__openai_parser_new(kind, 4096, on_delta, s);
+    sl_openai_parser *ps = sl__openai_parser_take(spares, kind, 4096, on_delta, s);
+    if (!ps)
+        abort();
     sl__openai_parser_shortcut(ps, shortcut);
     int rc = 0;
     for (size_t i = 0; i < n; i += step) {
@@ -65,7 +69,13 @@ static void read_stream(sink *s, sl_openai_kind kind, const char *p, size_t n, s
             abort();
         json_decref(v);
     }
-    sl__openai_parser_free(ps);
+    sl__openai_parser_give(spares, ps);
+}
+
+static int same(const sink *a, const sink *b)
+{
+    return a->log.len == b->log.len &&
+           (!a->log.len || !memcmp(a->log.data, b->log.data, a->log.len));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -81,19 +91,36 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sink a = {.stop_at = stop_at}, b = {.stop_at = stop_at};
     sl__buf_init(&a.log, 0);
     sl__buf_init(&b.log, 0);
-    read_stream(&a, kind, p, n, step, 1);
-    read_stream(&b, kind, p, n, step, 0);
-    if (a.log.len != b.log.len || (a.log.len && memcmp(a.log.data, b.log.data, a.log.len)))
+    read_stream(&a, NULL, kind, p, n, step, 1);
+    read_stream(&b, NULL, kind, p, n, step, 0);
+    if (!same(&a, &b))
         abort();
+    /* a parser that read the first half, reused for the second, reads it as a new one */
+    sl_openai_spares *sp = sl__openai_spares_new(1);
+    if (!sp)
+        abort();
+    sink c = {0}, d = {.stop_at = stop_at}, e = {.stop_at = stop_at};
+    sl__buf_init(&c.log, 0);
+    sl__buf_init(&d.log, 0);
+    sl__buf_init(&e.log, 0);
+    read_stream(&c, sp, kind, p, n / 2, step, 1);
+    read_stream(&d, sp, (sl_openai_kind)(kind ^ 1), p + n / 2, n - n / 2, step, 1);
+    read_stream(&e, NULL, (sl_openai_kind)(kind ^ 1), p + n / 2, n - n / 2, step, 1);
+    if (!same(&d, &e))
+        abort();
+    sl__openai_spares_close(sp);
     sl__buf_free(&a.log);
     sl__buf_free(&b.log);
+    sl__buf_free(&c.log);
+    sl__buf_free(&d.log);
+    sl__buf_free(&e.log);
 
-    sink c = {0};
-    sl__buf_init(&c.log, 0);
-    sl_openai_parser *pb = sl__openai_parser_new(kind, 1 << 16, on_delta, &c);
+    sink f = {0};
+    sl__buf_init(&f.log, 0);
+    sl_openai_parser *pb = sl__openai_parser_new(kind, 1 << 16, on_delta, &f);
     sl__openai_parse_body(pb, p, n);
     sl__openai_parser_free(pb);
-    sl__buf_free(&c.log);
+    sl__buf_free(&f.log);
 
     char msg[128];
     sl__openai_error_message(p, n, msg, sizeof msg);

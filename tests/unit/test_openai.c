@@ -308,14 +308,15 @@ static char *dup_str(sl_str s)
     return d;
 }
 
-static void read_stream(reading *r, sl_openai_kind kind, const char *text, size_t n, size_t step,
-                        int shortcut, int stop_at)
+/* spares: where the parser comes from and goes back to (NULL: a new one, freed) */
+static void read_from(reading *r, sl_openai_spares *spares, sl_openai_kind kind, size_t max_event,
+                      const char *text, size_t n, size_t step, int shortcut, int stop_at)
 {
     memset(r, 0, sizeof *r);
     sl__buf_init(&r->s.log, 0);
     sl__buf_init(&r->rcs, 0);
     r->s.stop_at = stop_at;
-    sl_openai_parser *p = sl__openai_parser_new(kind, 0, on_delta, &r->s);
+    sl_openai_parser *p = sl__openai_parser_take(spares, kind, max_event, on_delta, &r->s);
     sl__openai_parser_shortcut(p, shortcut);
     for (size_t i = 0; i < n; i += step) {
         int rc = sl__openai_feed(p, text + i, n - i < step ? n - i : step);
@@ -329,7 +330,31 @@ static void read_stream(reading *r, sl_openai_kind kind, const char *text, size_
     r->text = dup_str(r->out.text);
     r->reasoning = dup_str(r->out.reasoning);
     r->finish_reason = r->out.finish_reason ? strdup(r->out.finish_reason) : NULL;
-    sl__openai_parser_free(p);
+    sl__openai_parser_give(spares, p);
+}
+
+static void read_stream(reading *r, sl_openai_kind kind, const char *text, size_t n, size_t step,
+                        int shortcut, int stop_at)
+{
+    read_from(r, NULL, kind, 0, text, n, step, shortcut, stop_at);
+}
+
+static void same_reading(const reading *a, const reading *b)
+{
+    assert_string_equal(a->s.log.data ? a->s.log.data : "", b->s.log.data ? b->s.log.data : "");
+    assert_string_equal(a->rcs.data, b->rcs.data);
+    assert_int_equal(a->finish_rc, b->finish_rc);
+    assert_int_equal(a->out.error, b->out.error);
+    assert_string_equal(a->message, b->message);
+    assert_int_equal(a->out.error_status, b->out.error_status);
+    assert_string_equal(a->body, b->body);
+    assert_string_equal(a->text, b->text);
+    assert_string_equal(a->reasoning, b->reasoning);
+    if (a->finish_reason || b->finish_reason)
+        assert_string_equal(a->finish_reason ? a->finish_reason : "-",
+                            b->finish_reason ? b->finish_reason : "-");
+    assert_memory_equal(&a->out.usage, &b->out.usage, sizeof a->out.usage);
+    assert_int_equal(a->out.saw_done, b->out.saw_done);
 }
 
 static void reading_free(reading *r)
@@ -355,20 +380,7 @@ static size_t same_both_ways(sl_openai_kind kind, const char *text, int stop_at)
         read_stream(&a, kind, text, n, step, 1, stop_at);
         read_stream(&b, kind, text, n, step, 0, stop_at);
         assert_int_equal(b.shortcuts, 0);
-        assert_string_equal(a.s.log.data ? a.s.log.data : "", b.s.log.data ? b.s.log.data : "");
-        assert_string_equal(a.rcs.data, b.rcs.data);
-        assert_int_equal(a.finish_rc, b.finish_rc);
-        assert_int_equal(a.out.error, b.out.error);
-        assert_string_equal(a.message, b.message);
-        assert_int_equal(a.out.error_status, b.out.error_status);
-        assert_string_equal(a.body, b.body);
-        assert_string_equal(a.text, b.text);
-        assert_string_equal(a.reasoning, b.reasoning);
-        if (a.finish_reason || b.finish_reason)
-            assert_string_equal(a.finish_reason ? a.finish_reason : "-",
-                                b.finish_reason ? b.finish_reason : "-");
-        assert_memory_equal(&a.out.usage, &b.out.usage, sizeof a.out.usage);
-        assert_int_equal(a.out.saw_done, b.out.saw_done);
+        same_reading(&a, &b);
         if (k == 0)
             used = a.shortcuts;
         reading_free(&a);
@@ -472,13 +484,72 @@ static void test_templates(void **state)
     assert_int_equal(same_both_ways(SL_OPENAI_CHAT, other[3], 0), 2);
 }
 
+/* A parser given back and taken again reads exactly as a new one, whatever it read
+ * before (an error, other choices and fields, a large answer, another kind). */
+static void test_reuse(void **state)
+{
+    static char big[80000];
+    if (!big[0]) {
+        /* one chunk with 60000 bytes of text: over what a reused parser keeps */
+        size_t n = (size_t)snprintf(big, sizeof big,
+                                    "data: {\"x\":1,\"choices\":[{\"delta\":{"
+                                    "\"content\":\"");
+        memset(big + n, 'z', 60000);
+        n += 60000;
+        snprintf(big + n, sizeof big - n, "\"}}],\"model\":\"q\"}\n\ndata: [DONE]\n\n");
+    }
+    static const struct {
+        sl_openai_kind kind;
+        size_t max_event;
+        const char *text;
+    } uses[] = {
+        {SL_OPENAI_CHAT, 0, stream},
+        {SL_OPENAI_CHAT, 0,
+         CH("{\"content\":\"a\"}", "null") CH("{\"content\":\"b\"}", "\"stop\"")},
+        {SL_OPENAI_CHAT, 0, "data: {\"choices\":[{\"index\":500,\"delta\":{}}]}\n\n"},
+        {SL_OPENAI_CHAT, 64,
+         "data: {\"choices\":[{\"delta\":{\"content\":\"a much longer text "
+         "than sixty-four bytes can hold\"}}]}\n\n"},
+        {SL_OPENAI_CHAT, 0, "event: error\ndata: {\"error\":{\"message\":\"boom\"}}\n\n"},
+        {SL_OPENAI_COMPLETIONS, 0,
+         "data: {\"choices\":[{\"text\":\"t\",\"index\":2,\"logprobs\":"
+         "{\"tokens\":[\"t\"]},\"finish_reason\":\"length\"}],\"id\":\"q"
+         "\"}\n\n"},
+        {SL_OPENAI_CHAT, 0, big},
+        {SL_OPENAI_CHAT, 0, "data: {\"id\":\"c\",\"choices\":[{\"delta\":{\"content\":\"y\"}}]}"},
+    };
+    size_t nuses = sizeof uses / sizeof uses[0];
+    sl_openai_spares *sp = sl__openai_spares_new(1);
+    assert_non_null(sp);
+    for (size_t i = 0; i < nuses; i++) {
+        for (size_t j = 0; j < nuses; j++) {
+            reading before, a, b;
+            read_from(&before, sp, uses[i].kind, uses[i].max_event, uses[i].text,
+                      strlen(uses[i].text), 13, 1, 0);
+            read_from(&a, sp, uses[j].kind, uses[j].max_event, uses[j].text, strlen(uses[j].text),
+                      13, 1, 0);
+            read_from(&b, NULL, uses[j].kind, uses[j].max_event, uses[j].text, strlen(uses[j].text),
+                      13, 1, 0);
+            same_reading(&a, &b);
+            reading_free(&before);
+            reading_free(&a);
+            reading_free(&b);
+        }
+    }
+    /* closed while a parser is out: freed when it comes back */
+    sl_openai_parser *p = sl__openai_parser_take(sp, SL_OPENAI_CHAT, 0, NULL, NULL);
+    assert_non_null(p);
+    sl__openai_spares_close(sp);
+    sl__openai_parser_give(sp, p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_build),           cmocka_unit_test(test_every_split),
         cmocka_unit_test(test_errors_and_caps), cmocka_unit_test(test_jansson_reading),
         cmocka_unit_test(test_non_stream),      cmocka_unit_test(test_error_message),
-        cmocka_unit_test(test_templates),
+        cmocka_unit_test(test_templates),       cmocka_unit_test(test_reuse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
