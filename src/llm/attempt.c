@@ -214,6 +214,13 @@ static int on_data(sl_httpc_req *r, const char *p, size_t n, void *user)
     int rc = 0;
     a->depth++;
     if (a->mode == MODE_SSE) {
+        /* the consumer's object is cold too: its first lines (where a call keeps what a
+         * delta touches) are on their way while the parser works */
+        const char *u = a->user;
+        __builtin_prefetch(u);
+        __builtin_prefetch(u + 64);
+        __builtin_prefetch(u + 128);
+        __builtin_prefetch(u + 192);
         rc = sl__openai_feed(a->parser, p, n);
         if (rc && !sl__openai_out(a->parser)->error)
             rc = SL_ECANCELED; /* stopped from a delta callback */

@@ -70,10 +70,11 @@ struct sl_call {
     int pending_err; /* the call ends with this (and pending_msg), whatever the attempt */
     int track_all;   /* retries possible: keep every channel, not only choice 0's text */
     int delivered_any;
-    channel *ch; /* sorted by key */
+    channel *ch; /* sorted by key; ch_one until there is more than one */
     size_t nch, capch;
     double t_first_delta; /* -1 until the first delta */
     sl_call_opts o;
+    channel ch_one; /* the usual call has one channel (choice 0's text): no array */
     /* the rest: */
     sl_client *c;      /* NULL once done: the client may be gone */
     sl_link link;      /* in c->calls while running */
@@ -125,7 +126,8 @@ static void channels_free(sl_call *call)
         sl__resume_free(&call->ch[i].m);
         free(call->ch[i].name);
     }
-    free(call->ch);
+    if (call->ch != &call->ch_one)
+        free(call->ch);
     call->ch = NULL;
     call->nch = call->capch = 0;
 }
@@ -225,12 +227,15 @@ static channel *channel_get(sl_call *call, int kind, int choice, int tool, int c
         return NULL;
     }
     if (call->nch == call->capch) {
-        size_t cap = call->capch ? call->capch * 2 : 4;
-        channel *n = realloc(call->ch, cap * sizeof *n);
+        size_t cap = call->capch < 4 ? 4 : call->capch * 2;
+        channel *n = call->ch == &call->ch_one ? malloc(cap * sizeof *n)
+                                               : realloc(call->ch, cap * sizeof *n);
         if (!n) {
             *err = SL_ENOMEM;
             return NULL;
         }
+        if (call->ch == &call->ch_one)
+            memcpy(n, &call->ch_one, sizeof *n);
         call->ch = n;
         call->capch = cap;
     }
@@ -815,6 +820,8 @@ int sl_call_start(sl_client *c, const sl_request *req, const sl_call_opts *o, sl
     call->o = *o;
     call->p = p;
     sl__list_init(&call->link);
+    call->ch = &call->ch_one;
+    call->capch = 1;
     sl__httpc_task_init(&call->task, on_task);
     sl__policy_wake_init(&call->backoff_w, on_backoff);
     sl__policy_wake_init(&call->deadline_w, on_deadline);
