@@ -6,6 +6,7 @@
  * message fields (strings are concatenated across chunks, other values: last wins). */
 #include "llm/openai.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1357,9 +1358,8 @@ static int on_event(void *user, const sl_sse_event *ev)
 static void prefetch_hot(const sl_openai_parser *p)
 {
     const char *h = (const char *)p;
-    __builtin_prefetch(h + 64);
-    __builtin_prefetch(h + 128);
-    __builtin_prefetch(h + 192);
+    for (size_t at = 64; at < offsetof(sl_openai_parser, kind); at += 64)
+        __builtin_prefetch(h + at); /* the hot fields and the SSE parser */
     if (p->tmpl_valid)
         for (size_t i = 0; i < p->tmpl.len; i += 64)
             __builtin_prefetch(p->tmpl.data + i);
