@@ -49,7 +49,7 @@ int sl__buf_reserve(sl_buf *b, size_t n)
     return 0;
 }
 
-int sl__buf_append(sl_buf *b, const void *p, size_t n)
+int sl__buf_append_slow(sl_buf *b, const void *p, size_t n)
 {
     int rc = sl__buf_reserve(b, n);
     if (rc)

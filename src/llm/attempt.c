@@ -37,6 +37,7 @@ struct sl_attempt {
     size_t qlen;
     sl_attempt_delta_cb on_delta;
     void *user;
+    const void *hint; /* sl__attempt_hint */
     /* the rest: */
     sl_httpc *http;
     sl_httpc_req *req;
@@ -221,6 +222,8 @@ static int on_data(sl_httpc_req *r, const char *p, size_t n, void *user)
         __builtin_prefetch(u + 64);
         __builtin_prefetch(u + 128);
         __builtin_prefetch(u + 192);
+        if (a->hint)
+            __builtin_prefetch(a->hint);
         rc = sl__openai_feed(a->parser, p, n);
         if (rc && !sl__openai_out(a->parser)->error)
             rc = SL_ECANCELED; /* stopped from a delta callback */
@@ -388,6 +391,11 @@ int sl__attempt_start(const sl_attempt_env *env, const sl_openai_http *hr, const
     }
     *out = a;
     return 0;
+}
+
+void sl__attempt_hint(sl_attempt *a, const void *p)
+{
+    a->hint = p;
 }
 
 void sl__attempt_pause(sl_attempt *a)

@@ -71,6 +71,9 @@ typedef struct sl_attempt_opts {
  * while the transfer runs). 0, or SL_EINVAL / SL_ENOMEM and no callback fires. */
 int sl__attempt_start(const sl_attempt_env *env, const sl_openai_http *hr, const sl_attempt_opts *o,
                       sl_attempt **out);
+/* Where the consumer will write on its next delta (NULL: nowhere known): asked for as a
+ * chunk arrives, with the other lines a delta touches, so that the misses overlap. */
+void sl__attempt_hint(sl_attempt *a, const void *p);
 void sl__attempt_pause(sl_attempt *a);
 void sl__attempt_resume(sl_attempt *a);
 /* No-op once on_done was delivered. */

@@ -1363,8 +1363,10 @@ static void prefetch_hot(const sl_openai_parser *p)
     if (p->tmpl_valid)
         for (size_t i = 0; i < p->tmpl.len; i += 64)
             __builtin_prefetch(p->tmpl.data + i);
-    if (p->choices)
+    if (p->choices) {
         __builtin_prefetch(p->choices);
+        __builtin_prefetch((const char *)p->choices + 64);
+    }
     if (p->tail)
         __builtin_prefetch(p->tail);
 }

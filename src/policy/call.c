@@ -723,6 +723,7 @@ static void on_attempt_delta(sl_attempt *a, const sl_delta *d, void *user)
             fail_attempt(call, SL_ENOMEM, "out of memory");
             return;
         }
+        sl__attempt_hint(a, ch->text.data + ch->text.len);
         if (tool && !ch->name && out.tool_name.len) {
             ch->name = strndup(out.tool_name.ptr, out.tool_name.len);
             if (!ch->name) {
