@@ -393,6 +393,17 @@ int sl__attempt_start(const sl_attempt_env *env, const sl_openai_http *hr, const
     return 0;
 }
 
+int sl__attempt_take_body(sl_attempt *a, sl_buf *dst)
+{
+    /* a success's body is always the parser's (streamed: written there; JSON: parsed
+     * from a copy there) */
+    if (!a->finished || a->res.error || !a->res.body.len)
+        return 0;
+    sl__openai_swap_body(a->parser, dst);
+    a->res.body = (sl_str){"", 0};
+    return 1;
+}
+
 void sl__attempt_hint(sl_attempt *a, const void *p)
 {
     a->hint = p;

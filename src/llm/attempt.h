@@ -74,6 +74,10 @@ int sl__attempt_start(const sl_attempt_env *env, const sl_openai_http *hr, const
 /* Where the consumer will write on its next delta (NULL: nowhere known): asked for as a
  * chunk arrives, with the other lines a delta touches, so that the misses overlap. */
 void sl__attempt_hint(sl_attempt *a, const void *p);
+/* After a success, inside on_done: move the result's body into dst (dst's old memory goes
+ * to the attempt) instead of copying it; r->body is "" afterwards. 1 if moved, 0 if there
+ * was no body to move (dst untouched). */
+int sl__attempt_take_body(sl_attempt *a, sl_buf *dst);
 void sl__attempt_pause(sl_attempt *a);
 void sl__attempt_resume(sl_attempt *a);
 /* No-op once on_done was delivered. */

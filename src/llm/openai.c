@@ -556,6 +556,15 @@ const sl_openai_out *sl__openai_out(const sl_openai_parser *p)
     return &p->out;
 }
 
+void sl__openai_swap_body(sl_openai_parser *p, sl_buf *b)
+{
+    sl_buf t = p->body;
+    p->body = *b;
+    *b = t;
+    sl__buf_reset(&p->body);
+    p->out.body = (sl_str){"", 0};
+}
+
 static int fail(sl_openai_parser *p, int err, const char *fmt, const char *arg)
 {
     if (!p->out.error) {

@@ -18,6 +18,8 @@
 
 #include <sluice/call.h>
 
+#include "base/buf.h"
+
 typedef enum sl_openai_kind {
     SL_OPENAI_CHAT = 0,        /* /chat/completions */
     SL_OPENAI_COMPLETIONS = 1, /* /completions (text) */
@@ -121,6 +123,9 @@ int sl__openai_finish(sl_openai_parser *p);
 /* Non-streamed answer: the whole body at once (copied). */
 int sl__openai_parse_body(sl_openai_parser *p, const char *body, size_t len);
 const sl_openai_out *sl__openai_out(const sl_openai_parser *p);
+/* Exchange the buffer that holds out.body with b: the caller gets the body without a
+ * copy, the parser b's memory (emptied) for its next use; out.body is then "". */
+void sl__openai_swap_body(sl_openai_parser *p, sl_buf *b);
 
 /* The provider's error message in an error body ({"error":{"message":..}}, {"error":
  * "..."}, {"message":..}, {"detail":..}, else the body's first line), made printable and

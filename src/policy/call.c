@@ -352,7 +352,7 @@ static void replace(char **slot, const char *s)
 }
 
 /* The outcome of the attempt becomes the call's result (copied: the attempt goes). */
-static void take_attempt_result(sl_call *call, const sl_attempt_result *r)
+static void take_attempt_result(sl_call *call, sl_attempt *a, const sl_attempt_result *r)
 {
     sl_result *res = &call->res;
     res->error = r->error;
@@ -368,8 +368,9 @@ static void take_attempt_result(sl_call *call, const sl_attempt_result *r)
     res->usage = r->usage;
     res->timings.ttfb_ms = r->first_byte_ms >= 0 ? r->first_byte_ms - call->t_start : -1;
     sl__buf_reset(&call->body);
-    /* one allocation of the size it needs */
-    if ((sl__buf_reserve(&call->body, r->body.len) ||
+    /* the body is moved over when it can be (a success's), else copied */
+    if (!sl__attempt_take_body(a, &call->body) &&
+        (sl__buf_reserve(&call->body, r->body.len) ||
          sl__buf_append(&call->body, r->body.ptr, r->body.len)) &&
         !r->error) {
         res->error = SL_ENOMEM;
@@ -772,7 +773,7 @@ static void on_attempt_done(sl_attempt *a, const sl_attempt_result *r, void *use
 {
     sl_call *call = user;
     double now = sl__clock_ms();
-    take_attempt_result(call, r);
+    take_attempt_result(call, a, r);
     sl__attempt_free(a); /* allowed inside its callback */
     call->att = NULL;
     call->phase = PH_IDLE;
