@@ -280,6 +280,15 @@ static inline size_t skip_ws(const char *s, size_t n, size_t i)
     return i;
 }
 
+/* The usual string: plain bytes up to its closing quote. The end (just past the quote),
+ * or 0 when it has an escape, a control or non-ASCII byte, or no end: then scan_string
+ * decides. */
+static inline size_t quick_string(const char *s, size_t n, size_t i)
+{
+    size_t j = plain_run((const unsigned char *)s, n, i + 1);
+    return j < n && s[j] == '"' ? j + 1 : 0;
+}
+
 /* Room for one more token. */
 static __attribute__((noinline)) int grow(sl_jtoks *t)
 {
@@ -337,7 +346,7 @@ static inline __attribute__((always_inline)) int tokenize(sl_jtoks *t, const cha
         if (c == '"') {
             int esc = 0, nul = 0;
             PUSH(SL_JTOK_STRING);
-            if ((rc = scan_string(p, n, i, &end, &esc, &nul)))
+            if (!(end = quick_string(p, n, i)) && (rc = scan_string(p, n, i, &end, &esc, &nul)))
                 return rc;
             if (store)
                 t->v[k].esc = (uint8_t)esc;
@@ -418,7 +427,7 @@ static inline __attribute__((always_inline)) int tokenize(sl_jtoks *t, const cha
             return SL_EPARSE;
         PUSH(SL_JTOK_STRING);
         int esc = 0, nul = 0;
-        if ((rc = scan_string(p, n, i, &end, &esc, &nul)))
+        if (!(end = quick_string(p, n, i)) && (rc = scan_string(p, n, i, &end, &esc, &nul)))
             return rc;
         if (nul)
             return SL_EPARSE; /* jansson keys are C strings */
