@@ -49,7 +49,7 @@ int sl__buf_reserve(sl_buf *b, size_t n)
     return 0;
 }
 
-int sl__buf_append(sl_buf *b, const void *p, size_t n)
+int sl__buf_append_slow(sl_buf *b, const void *p, size_t n)
 {
     int rc = sl__buf_reserve(b, n);
     if (rc)
@@ -68,18 +68,49 @@ int sl__buf_append_str(sl_buf *b, const char *s)
 
 int sl__buf_vprintf(sl_buf *b, const char *fmt, va_list ap)
 {
+    /* Format once into the room there is; only a text that does not fit is formatted
+     * again after growing. */
+    size_t room = b->data ? b->cap - b->len : 0;
     va_list ap2;
     va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap2);
+    int n = vsnprintf(room ? b->data + b->len : NULL, room, fmt, ap2);
     va_end(ap2);
-    if (n < 0)
+    if (n < 0) {
+        if (b->data)
+            b->data[b->len] = '\0';
         return SL_EINVAL;
+    }
+    if ((size_t)n < room) {
+        if ((size_t)n > b->max || b->len > b->max - (size_t)n) {
+            b->data[b->len] = '\0'; /* over the cap: as if nothing was written */
+            return SL_ELIMIT;
+        }
+        b->len += (size_t)n;
+        return 0;
+    }
+    if (b->data)
+        b->data[b->len] = '\0';
     int rc = sl__buf_reserve(b, (size_t)n);
     if (rc)
         return rc;
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
     b->len += (size_t)n;
     return 0;
+}
+
+int sl__buf_append_int(sl_buf *b, long long v)
+{
+    char tmp[24];
+    size_t i = sizeof tmp;
+    /* in unsigned arithmetic, so that LLONG_MIN negates */
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    do {
+        tmp[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        tmp[--i] = '-';
+    return sl__buf_append(b, tmp + i, sizeof tmp - i);
 }
 
 int sl__buf_printf(sl_buf *b, const char *fmt, ...)

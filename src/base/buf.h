@@ -8,6 +8,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <string.h>
 
 typedef struct sl_buf {
     char *data; /* NULL until the first append */
@@ -22,10 +23,25 @@ void sl__buf_free(sl_buf *b);
 void sl__buf_reset(sl_buf *b);
 /* Make room for n more bytes. 0, SL_ELIMIT or SL_ENOMEM. */
 int sl__buf_reserve(sl_buf *b, size_t n);
-int sl__buf_append(sl_buf *b, const void *p, size_t n);
+/* Append n bytes (a hot path everywhere: inline when they fit, else sl__buf_append_slow). */
+int sl__buf_append_slow(sl_buf *b, const void *p, size_t n);
+static inline int sl__buf_append(sl_buf *b, const void *p, size_t n)
+{
+    /* cap is 0 until there is data; len never passes max, but checked: no wrap */
+    if (n < b->cap - b->len && b->len <= b->max && n <= b->max - b->len) {
+        if (n)
+            memcpy(b->data + b->len, p, n);
+        b->len += n;
+        b->data[b->len] = '\0';
+        return 0;
+    }
+    return sl__buf_append_slow(b, p, n);
+}
 int sl__buf_append_str(sl_buf *b, const char *s);
 int sl__buf_printf(sl_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int sl__buf_vprintf(sl_buf *b, const char *fmt, va_list ap);
+/* v in decimal, as "%lld" writes it. */
+int sl__buf_append_int(sl_buf *b, long long v);
 /* Drop the first n bytes (n <= len). */
 void sl__buf_consume(sl_buf *b, size_t n);
 /* Hand the data over: returns it (NUL-terminated, caller frees), leaves b empty. */

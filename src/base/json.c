@@ -2,6 +2,7 @@
 #include "base/json.h"
 
 #include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 
 #include <sluice/common.h>
@@ -89,6 +90,30 @@ size_t sl__utf8_seq(const unsigned char *s, size_t n)
     return k;
 }
 
+/* The index of the first byte at or after p[i] that is not printable ASCII other than
+ * '"' and '\\' (n if none), eight bytes at a time where it can: in the word below a byte's
+ * high bit is set when it is below 0x20, 0x7f and above, '"' or '\\'; carries and borrows
+ * only start at such a byte and go up, so the lowest flag is the first one. */
+static size_t plain_ascii(const unsigned char *p, size_t n, size_t i)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    while (n - i >= 8) {
+        uint64_t x;
+        memcpy(&x, p + i, 8);
+        uint64_t f = (x - ones * 0x20) | (x + ones) | ((x ^ (ones * '"')) - ones) |
+                     ((x ^ (ones * '\\')) - ones) | x;
+        f &= high;
+        if (f)
+            return i + ((size_t)__builtin_ctzll(f) >> 3);
+        i += 8;
+    }
+#endif
+    while (i < n && p[i] >= 0x20 && p[i] < 0x7f && p[i] != '"' && p[i] != '\\')
+        i++;
+    return i;
+}
+
 int sl__json_escape(sl_buf *b, const char *s, size_t n, const char *invalid)
 {
     static const char hex[] = "0123456789abcdef";
@@ -96,6 +121,9 @@ int sl__json_escape(sl_buf *b, const char *s, size_t n, const char *invalid)
     size_t run = 0; /* start of the bytes copied as they are */
     int rc = 0;
     for (size_t i = 0; i < n && !rc;) {
+        i = plain_ascii(p, n, i);
+        if (i == n)
+            break;
         unsigned c = p[i];
         if (c >= 0x20 && c != 0x7f && c != '"' && c != '\\' && (c < 0x80 || !invalid)) {
             i++;

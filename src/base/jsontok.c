@@ -96,6 +96,30 @@ static size_t utf8_len(const unsigned char *u, size_t n, size_t i)
     return k;
 }
 
+/* The index of the first special byte at or after u[i] (n if none). Eight bytes at a
+ * time where it can: a byte's high bit in the word below is set when the byte is below
+ * 0x20, '"', '\\' or 0x80 and above; a borrow can only carry into a byte after one that
+ * is itself special, so the lowest flagged byte is the first special one. */
+static inline size_t plain_run(const unsigned char *u, size_t n, size_t i)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    while (n - i >= 8) {
+        uint64_t x;
+        memcpy(&x, u + i, 8);
+        uint64_t f =
+            (x - ones * 0x20) | ((x ^ (ones * '"')) - ones) | ((x ^ (ones * '\\')) - ones) | x;
+        f &= high;
+        if (f)
+            return i + ((size_t)__builtin_ctzll(f) >> 3);
+        i += 8;
+    }
+#endif
+    while (i < n && !special(u[i]))
+        i++;
+    return i;
+}
+
 /* The string whose opening quote is at s[i]: *end is just past its closing quote. *esc
  * says it has escapes, *nul that one of them is \u0000. */
 static int scan_string(const char *s, size_t n, size_t i, size_t *end, int *esc, int *nul)
@@ -103,8 +127,7 @@ static int scan_string(const char *s, size_t n, size_t i, size_t *end, int *esc,
     const unsigned char *u = (const unsigned char *)s;
     i++;
     for (;;) {
-        while (i < n && !special(u[i]))
-            i++;
+        i = plain_run(u, n, i);
         if (i >= n)
             return SL_EPARSE;
         unsigned c = u[i];
@@ -248,107 +271,134 @@ static int scan_number(const char *s, size_t n, size_t i, size_t *end, int *real
     return rc < 0 ? rc : rc ? SL_EPARSE : 0;
 }
 
-static size_t skip_ws(const char *s, size_t n, size_t i)
+static inline size_t skip_ws(const char *s, size_t n, size_t i)
 {
+    if (i < n && (unsigned char)s[i] > ' ')
+        return i; /* the usual case: compact JSON */
     while (i < n && (s[i] == ' ' || s[i] == '\n' || s[i] == '\r' || s[i] == '\t'))
         i++;
     return i;
 }
 
-/* A new token at the end; its index in *k. */
-static int push(sl_jtoks *t, uint32_t *k)
+/* The usual string: plain bytes up to its closing quote. The end (just past the quote),
+ * or 0 when it has an escape, a control or non-ASCII byte, or no end: then scan_string
+ * decides. */
+static inline size_t quick_string(const char *s, size_t n, size_t i)
 {
-    if (t->n == t->cap) {
-        if (t->cap >= UINT32_MAX / 2)
-            return SL_ELIMIT;
-        uint32_t cap = t->cap ? t->cap * 2 : 32;
-        sl_jtok *v = realloc(t->v, (size_t)cap * sizeof *v);
-        if (!v)
-            return SL_ENOMEM;
-        t->v = v;
-        t->cap = cap;
-    }
-    *k = t->n++;
-    memset(&t->v[*k], 0, sizeof t->v[*k]);
+    size_t j = plain_run((const unsigned char *)s, n, i + 1);
+    return j < n && s[j] == '"' ? j + 1 : 0;
+}
+
+/* Room for one more token. */
+static __attribute__((noinline)) int grow(sl_jtoks *t)
+{
+    if (t->cap >= UINT32_MAX / 2)
+        return SL_ELIMIT;
+    uint32_t cap = t->cap ? t->cap * 2 : 32;
+    sl_jtok *v = realloc(t->v, (size_t)cap * sizeof *v);
+    if (!v)
+        return SL_ENOMEM;
+    t->v = v;
+    t->cap = cap;
     return 0;
 }
 
-static void close_token(sl_jtoks *t, uint32_t k, size_t end)
+/* The tokenizer, for sl__jtok_parse (store: tokens into t) and sl__jtok_check (no t:
+ * only the verdict). Inlined into both, so the checker carries no token code. */
+static inline __attribute__((always_inline)) int tokenize(sl_jtoks *t, const char *p, size_t n,
+                                                          int max_depth, const int store)
 {
-    t->v[k].len = (uint32_t)(end - t->v[k].start);
-    t->v[k].next = t->n;
-}
-
-int sl__jtok_parse(sl_jtoks *t, const char *p, size_t n, int max_depth)
-{
-    uint32_t stack[DEPTH_CAP];
+    uint32_t stack[DEPTH_CAP]; /* the open containers' tokens (store only) */
+    uint8_t is_obj[DEPTH_CAP]; /* and whether each is an object */
     int depth = 0, rc;
-    uint32_t k;
-    t->n = 0;
-    t->src = p;
+    uint32_t k = 0;
     if (n >= UINT32_MAX)
         return SL_ELIMIT;
     if (max_depth <= 0)
         max_depth = SL_JSON_MAX_DEPTH;
     if (max_depth > DEPTH_CAP)
         max_depth = DEPTH_CAP;
+/* A new token of type ty at i; k is its index. */
+#define PUSH(ty)                                                                                   \
+    do {                                                                                           \
+        if (store) {                                                                               \
+            if (t->n == t->cap && (rc = grow(t)))                                                  \
+                return rc;                                                                         \
+            k = t->n++;                                                                            \
+            t->v[k] = (sl_jtok){.type = (ty), .start = (uint32_t)i};                               \
+        }                                                                                          \
+    } while (0)
+/* Token tk ends just before byte e. */
+#define CLOSE(tk, e)                                                                               \
+    do {                                                                                           \
+        if (store) {                                                                               \
+            t->v[tk].len = (uint32_t)((e)-t->v[tk].start);                                         \
+            t->v[tk].next = t->n;                                                                  \
+        }                                                                                          \
+    } while (0)
     size_t i = skip_ws(p, n, 0), end;
     for (;;) {
         /* a value starts at i */
         if (i >= n)
             return SL_EPARSE;
-        if ((rc = push(t, &k)))
-            return rc;
-        t->v[k].start = (uint32_t)i;
         char c = p[i];
-        if (c == '{' || c == '[') {
+        int scalar = 1; /* a number or a literal: see the NUL quirk below */
+        if (c == '"') {
+            int esc = 0, nul = 0;
+            PUSH(SL_JTOK_STRING);
+            if (!(end = quick_string(p, n, i)) && (rc = scan_string(p, n, i, &end, &esc, &nul)))
+                return rc;
+            if (store)
+                t->v[k].esc = (uint8_t)esc;
+            CLOSE(k, end);
+            i = end;
+            scalar = 0;
+        } else if (c == '{' || c == '[') {
             if (depth >= max_depth)
                 return SL_ELIMIT;
-            t->v[k].type = c == '{' ? SL_JTOK_OBJECT : SL_JTOK_ARRAY;
-            stack[depth++] = k;
+            int obj = c == '{';
+            PUSH(obj ? SL_JTOK_OBJECT : SL_JTOK_ARRAY);
+            if (store)
+                stack[depth] = k;
+            is_obj[depth++] = (uint8_t)obj;
             i = skip_ws(p, n, i + 1);
-            if (i < n && p[i] == (c == '{' ? '}' : ']')) {
-                close_token(t, k, i + 1);
+            if (i < n && p[i] == (obj ? '}' : ']')) {
+                CLOSE(k, i + 1);
                 depth--;
                 i++;
-            } else if (c == '{') {
+                scalar = 0;
+            } else if (obj) {
                 goto key;
             } else {
                 continue;
             }
-        } else if (c == '"') {
-            int esc = 0, nul = 0;
-            if ((rc = scan_string(p, n, i, &end, &esc, &nul)))
-                return rc;
-            t->v[k].type = SL_JTOK_STRING;
-            t->v[k].esc = (uint8_t)esc;
-            close_token(t, k, end);
-            i = end;
         } else if (c == '-' || is_digit(c)) {
             int real;
+            PUSH(SL_JTOK_INT);
             if ((rc = scan_number(p, n, i, &end, &real)))
                 return rc;
-            t->v[k].type = real ? SL_JTOK_REAL : SL_JTOK_INT;
-            close_token(t, k, end);
+            if (store && real)
+                t->v[k].type = SL_JTOK_REAL;
+            CLOSE(k, end);
             i = end;
         } else if (n - i >= 4 && !memcmp(p + i, "true", 4)) {
-            t->v[k].type = SL_JTOK_TRUE;
-            close_token(t, k, i + 4);
+            PUSH(SL_JTOK_TRUE);
+            CLOSE(k, i + 4);
             i += 4;
         } else if (n - i >= 5 && !memcmp(p + i, "false", 5)) {
-            t->v[k].type = SL_JTOK_FALSE;
-            close_token(t, k, i + 5);
+            PUSH(SL_JTOK_FALSE);
+            CLOSE(k, i + 5);
             i += 5;
         } else if (n - i >= 4 && !memcmp(p + i, "null", 4)) {
-            t->v[k].type = SL_JTOK_NULL;
-            close_token(t, k, i + 4);
+            PUSH(SL_JTOK_NULL);
+            CLOSE(k, i + 4);
             i += 4;
         } else {
             return SL_EPARSE;
         }
         /* jansson's lexer reads one character past a number or a literal, and a NUL byte
          * it puts back that way is lost: it accepts "[1\0]". So do we. */
-        if (t->v[k].type <= SL_JTOK_REAL && i < n && p[i] == '\0')
+        if (scalar && i < n && p[i] == '\0')
             i++;
 
         /* after a value: a separator, or the end of one or more containers */
@@ -358,40 +408,61 @@ int sl__jtok_parse(sl_jtoks *t, const char *p, size_t n, int max_depth)
                 return i == n ? 0 : SL_EPARSE;
             if (i >= n)
                 return SL_EPARSE;
-            uint32_t top = stack[depth - 1];
-            int obj = t->v[top].type == SL_JTOK_OBJECT;
             if (p[i] == ',') {
                 i = skip_ws(p, n, i + 1);
                 break;
             }
-            if (p[i] != (obj ? '}' : ']'))
+            if (p[i] != (is_obj[depth - 1] ? '}' : ']'))
                 return SL_EPARSE;
-            close_token(t, top, i + 1);
             depth--;
+            if (store)
+                CLOSE(stack[depth], i + 1);
             i++;
         }
-        if (t->v[stack[depth - 1]].type != SL_JTOK_OBJECT)
+        if (!is_obj[depth - 1])
             continue;
     key:
         /* an object member: "key" : value */
         if (i >= n || p[i] != '"')
             return SL_EPARSE;
-        if ((rc = push(t, &k)))
-            return rc;
-        t->v[k].start = (uint32_t)i;
-        t->v[k].type = SL_JTOK_STRING;
+        PUSH(SL_JTOK_STRING);
         int esc = 0, nul = 0;
-        if ((rc = scan_string(p, n, i, &end, &esc, &nul)))
+        if (!(end = quick_string(p, n, i)) && (rc = scan_string(p, n, i, &end, &esc, &nul)))
             return rc;
         if (nul)
             return SL_EPARSE; /* jansson keys are C strings */
-        t->v[k].esc = (uint8_t)esc;
-        close_token(t, k, end);
+        if (store)
+            t->v[k].esc = (uint8_t)esc;
+        CLOSE(k, end);
         i = skip_ws(p, n, end);
         if (i >= n || p[i] != ':')
             return SL_EPARSE;
         i = skip_ws(p, n, i + 1);
     }
+#undef PUSH
+#undef CLOSE
+}
+
+int sl__jtok_parse(sl_jtoks *t, const char *p, size_t n, int max_depth)
+{
+    t->n = 0;
+    t->src = p;
+    return tokenize(t, p, n, max_depth, 1);
+}
+
+size_t sl__jtok_scan_string(const char *p, size_t n, size_t i, int *esc)
+{
+    size_t end;
+    int e = 0, nul = 0;
+    if (i >= n || p[i] != '"' || scan_string(p, n, i, &end, &e, &nul))
+        return 0;
+    *esc = e;
+    return end;
+}
+
+int sl__jtok_check(const char *p, size_t n, int max_depth)
+{
+    return tokenize(NULL, p, n, max_depth, 0);
 }
 
 /* ---- reading tokens --------------------------------------------------------------------- */
@@ -753,10 +824,16 @@ static int write_tok(sl_buf *out, const sl_jtoks *t, uint32_t k, sl_buf *scratch
     case SL_JTOK_FALSE:
         return sl__buf_append(out, "false", 5);
     case SL_JTOK_INT:
-        return sl__buf_printf(out, "%lld", sl__jtok_int(t, k));
+        /* written as read, but "-0" (jansson reads the integer 0) */
+        if (v->len == 2 && t->src[v->start] == '-' && t->src[v->start + 1] == '0')
+            return sl__buf_append(out, "0", 1);
+        return sl__buf_append(out, t->src + v->start, v->len);
     case SL_JTOK_REAL:
         return sl__json_write_real(out, sl__jtok_real(t, k));
     case SL_JTOK_STRING:
+        /* without escapes it holds nothing the writer would escape: as it is */
+        if (!v->esc)
+            return sl__buf_append(out, t->src + v->start, v->len);
         return write_str_tok(out, t, k, scratch);
     case SL_JTOK_ARRAY:
         rc = sl__buf_append(out, "[", 1);

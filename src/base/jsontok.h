@@ -58,6 +58,15 @@ void sl__jtoks_free(sl_jtoks *t);
  * stay valid while the tokens are used. Linear in n. */
 int sl__jtok_parse(sl_jtoks *t, const char *p, size_t n, int max_depth);
 
+/* The same verdict as sl__jtok_parse, without tokens: 0, SL_EPARSE, SL_ELIMIT, or
+ * SL_ENOMEM (only for a real near the double's overflow, which strtod must judge). Linear
+ * in n. For texts that are only checked (embedded as they are). */
+int sl__jtok_check(const char *p, size_t n, int max_depth);
+
+/* The JSON string whose opening quote is at p[i]: the index just past its closing quote,
+ * or 0 if there is no valid string there (the tokenizer's rules). *esc: it has escapes. */
+size_t sl__jtok_scan_string(const char *p, size_t n, size_t i, int *esc);
+
 /* The value of member key (klen bytes) of object token obj: the last one when the key is
  * repeated. 0 when absent or obj is not an object (token 0 is never a member). */
 uint32_t sl__jtok_get(const sl_jtoks *t, uint32_t obj, const char *key, size_t klen);

@@ -1,6 +1,7 @@
 /* jsonw.c — compact JSON writer with shortest round-trip reals (see jsonw.h). */
 #include "base/jsonw.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,15 +10,60 @@
 
 #define MAX_DEPTH 1000
 
+static int needs_escape(unsigned char c)
+{
+    return c < 0x20 || c == '"' || c == '\\';
+}
+
+/* The index of the first byte at or after s[i] that needs an escape (n if none), eight
+ * bytes at a time where it can: in the word below a byte's high bit is set when it is
+ * below 0x20, '"' or '\\' (0x80 and above are UTF-8, copied as they are); a borrow only
+ * carries past a byte that is flagged itself, so the lowest flag is the first such byte. */
+static size_t plain_run(const unsigned char *s, size_t n, size_t i)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    while (n - i >= 8) {
+        uint64_t x;
+        memcpy(&x, s + i, 8);
+        uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+        uint64_t f = (((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((b - ones) & ~b)) & high;
+        if (f)
+            return i + ((size_t)__builtin_ctzll(f) >> 3);
+        i += 8;
+    }
+#endif
+    while (i < n && !needs_escape(s[i]))
+        i++;
+    return i;
+}
+
 int sl__json_write_string(sl_buf *out, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    int rc = sl__buf_append(out, "\"", 1);
-    size_t run = 0; /* bytes copied as they are, flushed in one append */
-    for (size_t i = 0; i < n && !rc; i++) {
-        unsigned char c = (unsigned char)s[i];
+    const unsigned char *u = (const unsigned char *)s;
+    /* room for the usual string, which needs no escape: quotes and the bytes */
+    int rc = n < SIZE_MAX / 2 ? sl__buf_reserve(out, n + 2) : SL_ELIMIT;
+    if (rc)
+        return rc;
+    size_t i = plain_run(u, n, 0);
+    if (i == n) {
+        char *d = out->data + out->len;
+        d[0] = '"';
+        if (n)
+            memcpy(d + 1, s, n);
+        d[n + 1] = '"';
+        out->len += n + 2;
+        out->data[out->len] = '\0';
+        return 0;
+    }
+    rc = sl__buf_append(out, "\"", 1);
+    size_t from = 0; /* bytes from here to i are copied as they are */
+    while (!rc && i < n) {
+        unsigned char c = u[i];
         const char *esc = NULL;
-        char u[6];
+        char e[6];
+        size_t elen = 2;
         if (c == '"')
             esc = "\\\"";
         else if (c == '\\')
@@ -32,21 +78,21 @@ int sl__json_write_string(sl_buf *out, const char *s, size_t n)
             esc = "\\b";
         else if (c == '\f')
             esc = "\\f";
-        else if (c < 0x20) {
-            memcpy(u, "\\u00", 4);
-            u[4] = hex[c >> 4];
-            u[5] = hex[c & 15];
-        } else {
-            run++;
-            continue;
+        else {
+            memcpy(e, "\\u00", 4);
+            e[4] = hex[c >> 4];
+            e[5] = hex[c & 15];
+            esc = e;
+            elen = 6;
         }
-        rc = sl__buf_append(out, s + i - run, run);
-        run = 0;
+        rc = sl__buf_append(out, s + from, i - from);
         if (!rc)
-            rc = esc ? sl__buf_append_str(out, esc) : sl__buf_append(out, u, 6);
+            rc = sl__buf_append(out, esc, elen);
+        from = i + 1;
+        i = plain_run(u, n, from);
     }
     if (!rc)
-        rc = sl__buf_append(out, s + n - run, run);
+        rc = sl__buf_append(out, s + from, n - from);
     return rc ? rc : sl__buf_append(out, "\"", 1);
 }
 
@@ -101,7 +147,7 @@ static int write_value(sl_buf *out, const json_t *v, int depth)
     case JSON_STRING:
         return sl__json_write_string(out, json_string_value(v), json_string_length(v));
     case JSON_INTEGER:
-        return sl__buf_printf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        return sl__buf_append_int(out, (long long)json_integer_value(v));
     case JSON_REAL:
         return sl__json_write_real(out, json_real_value(v));
     case JSON_TRUE:

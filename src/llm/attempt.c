@@ -24,31 +24,36 @@ typedef struct held {
 } held;
 
 struct sl_attempt {
-    sl_httpc *http;
-    sl_httpc_req *req;
-    const sl_openai_http *hr; /* borrowed from the call */
-    sl_openai_http own;       /* the header lines, when the client has none made */
-    sl_openai_parser *parser;
-    size_t max_body;
+    /* What every chunk touches comes first, in one cache line. */
+    int depth;
     int mode;
-    sl_buf raw; /* non-streamed body or error body */
-    int status;
-    char request_id[128];
-    held *q;
-    size_t qhead, qlen, qcap;
     unsigned paused : 1;
     unsigned canceled : 1;
     unsigned freed : 1;
     unsigned finished : 1;  /* res holds the outcome */
     unsigned delivered : 1; /* on_done was called */
-    int depth;
-    int abort_err; /* set when on_data decided to stop the transfer */
+    int abort_err;          /* set when on_data decided to stop the transfer */
+    sl_openai_parser *parser;
+    size_t qlen;
+    sl_attempt_delta_cb on_delta;
+    void *user;
+    const void *hint; /* sl__attempt_hint */
+    /* the rest: */
+    sl_httpc *http;
+    sl_httpc_req *req;
+    const sl_openai_http *hr; /* borrowed from the call */
+    sl_openai_http own;       /* the header lines, when the client has none made */
+    sl_openai_spares *spares; /* where the parser came from and goes back to */
+    size_t max_body;
+    sl_buf raw; /* non-streamed body or error body */
+    int status;
+    char request_id[128];
+    held *q;
+    size_t qhead, qcap;
     sl_attempt_result res;
     char *msg; /* res.message: made on error only */
     sl_httpc_task task;
-    sl_attempt_delta_cb on_delta;
     sl_attempt_done_cb on_done;
-    void *user;
 };
 
 static void queue_clear(sl_attempt *a)
@@ -63,7 +68,7 @@ static void destroy(sl_attempt *a)
 {
     queue_clear(a);
     free(a->q);
-    sl__openai_parser_free(a->parser);
+    sl__openai_parser_give(a->spares, a->parser);
     sl__openai_http_free(&a->own);
     sl__buf_free(&a->raw);
     free(a->msg);
@@ -210,6 +215,15 @@ static int on_data(sl_httpc_req *r, const char *p, size_t n, void *user)
     int rc = 0;
     a->depth++;
     if (a->mode == MODE_SSE) {
+        /* the consumer's object is cold too: its first lines (where a call keeps what a
+         * delta touches) are on their way while the parser works */
+        const char *u = a->user;
+        __builtin_prefetch(u);
+        __builtin_prefetch(u + 64);
+        __builtin_prefetch(u + 128);
+        __builtin_prefetch(u + 192);
+        if (a->hint)
+            __builtin_prefetch(a->hint);
         rc = sl__openai_feed(a->parser, p, n);
         if (rc && !sl__openai_out(a->parser)->error)
             rc = SL_ECANCELED; /* stopped from a delta callback */
@@ -240,7 +254,9 @@ static void copy_head(sl_attempt *a)
     res->ratelimit.reset_requests_ms = h->reset_requests_ms;
     res->ratelimit.reset_tokens_ms = h->reset_tokens_ms;
     res->first_byte_ms = h->first_byte_ms;
-    snprintf(a->request_id, sizeof a->request_id, "%s", h->request_id);
+    size_t n = strnlen(h->request_id, sizeof a->request_id - 1); /* cut as snprintf would */
+    memcpy(a->request_id, h->request_id, n);
+    a->request_id[n] = '\0';
     res->request_id = a->request_id[0] ? a->request_id : NULL;
 }
 
@@ -348,7 +364,8 @@ int sl__attempt_start(const sl_attempt_env *env, const sl_openai_http *hr, const
         free(a);
         return rc;
     }
-    a->parser = sl__openai_parser_new(hr->kind, a->max_body, on_parsed, a);
+    a->spares = env->spares;
+    a->parser = sl__openai_parser_take(a->spares, hr->kind, a->max_body, on_parsed, a);
     if (!a->parser) {
         destroy(a);
         return SL_ENOMEM;
@@ -374,6 +391,22 @@ int sl__attempt_start(const sl_attempt_env *env, const sl_openai_http *hr, const
     }
     *out = a;
     return 0;
+}
+
+int sl__attempt_take_body(sl_attempt *a, sl_buf *dst)
+{
+    /* a success's body is always the parser's (streamed: written there; JSON: parsed
+     * from a copy there) */
+    if (!a->finished || a->res.error || !a->res.body.len)
+        return 0;
+    sl__openai_swap_body(a->parser, dst);
+    a->res.body = (sl_str){"", 0};
+    return 1;
+}
+
+void sl__attempt_hint(sl_attempt *a, const void *p)
+{
+    a->hint = p;
 }
 
 void sl__attempt_pause(sl_attempt *a)

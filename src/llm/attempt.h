@@ -35,6 +35,8 @@ typedef struct sl_attempt_env {
     /* The request headers (sl__openai_headers) made once, [0] not streamed, [1] streamed;
      * NULL: made for each attempt. */
     const sl_httpc_headers *headers[2];
+    /* Parsers to reuse (llm/openai.h); NULL: each attempt makes and frees its own. */
+    sl_openai_spares *spares;
 } sl_attempt_env;
 
 /* Strings borrowed until the attempt is freed. */
@@ -69,6 +71,13 @@ typedef struct sl_attempt_opts {
  * while the transfer runs). 0, or SL_EINVAL / SL_ENOMEM and no callback fires. */
 int sl__attempt_start(const sl_attempt_env *env, const sl_openai_http *hr, const sl_attempt_opts *o,
                       sl_attempt **out);
+/* Where the consumer will write on its next delta (NULL: nowhere known): asked for as a
+ * chunk arrives, with the other lines a delta touches, so that the misses overlap. */
+void sl__attempt_hint(sl_attempt *a, const void *p);
+/* After a success, inside on_done: move the result's body into dst (dst's old memory goes
+ * to the attempt) instead of copying it; r->body is "" afterwards. 1 if moved, 0 if there
+ * was no body to move (dst untouched). */
+int sl__attempt_take_body(sl_attempt *a, sl_buf *dst);
 void sl__attempt_pause(sl_attempt *a);
 void sl__attempt_resume(sl_attempt *a);
 /* No-op once on_done was delivered. */

@@ -6,6 +6,7 @@
  * message fields (strings are concatenated across chunks, other values: last wins). */
 #include "llm/openai.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,9 +193,22 @@ typedef struct tool_acc {
 
 typedef struct str_field {
     char *key;
-    size_t keylen; /* head fields only */
     sl_buf val;
 } str_field;
+
+/* A top-level field other than choices and usage: its name and the JSON text of its last
+ * non-null value, both kept in the parser's headtext (the name NUL-terminated there). */
+typedef struct head_field {
+    size_t key, keylen, val, vallen; /* offsets and lengths in headtext */
+    int order;                       /* its index in head_order, or -1 */
+    int verbatim;                    /* the value is written back as it is */
+} head_field;
+
+/* The top-level fields that come first in the final object, in this order. */
+static const char *const head_order[] = {"id", "object", "created", "model", "system_fingerprint"};
+static const char *const head_order_q[] = {
+    "\"id\":", "\"object\":", "\"created\":", "\"model\":", "\"system_fingerprint\":"};
+#define NORDER 5
 
 typedef struct choice_acc {
     int present;
@@ -210,33 +224,63 @@ typedef struct choice_acc {
     json_t *mx;           /* other message fields: last wins */
     sl_buf finish_reason; /* the JSON text of the last non-null one */
     int has_finish_reason;
+    int fr_verbatim; /* that text is written back as it is */
     json_t *logprobs;
     json_t *extra; /* other choice fields */
 } choice_acc;
+
+/* A string of the last chunk whose text may differ in the next one (see "chunks like the
+ * last one" below): a content or reasoning text, or one that is not read (HOLE_IGNORE). */
+#define MAX_HOLES   4
+#define HOLE_IGNORE (-1)
+typedef struct hole {
+    uint32_t start, len; /* the string in the template, quotes included */
+    int kind;            /* SL_DELTA_CONTENT, SL_DELTA_REASONING or HOLE_IGNORE */
+    int choice;
+} hole;
 
 /* SCRATCH_* name the buffers that hold unescaped strings while they are in use. */
 enum { SCRATCH_TEXT = 0, SCRATCH_NAME, SCRATCH_ARGS, NSCRATCH };
 
 struct sl_openai_parser {
-    sl_openai_kind kind;
-    size_t max_event;
+    /* What every chunk touches comes first, together (a parser is cold in the cache by
+     * the time its next chunk arrives: each line it touches costs). */
+    int failed;
+    int cb_rc;      /* non-zero: on_delta stopped us */
+    int tmpl_valid; /* tmpl holds a template (see "chunks like the last one") */
+    int nholes;
     sl_openai_delta_cb on_delta;
     void *user;
+    choice_acc *choices;
+    size_t assembled; /* bytes of text held */
+    int saw_done;     /* as out.saw_done */
+    const char *tail; /* where the last text went: the next piece goes there too */
+    int shortcut;     /* templates are used (tests turn them off to compare) */
+    size_t shortcuts; /* chunks read through one */
+    /* The last chunk, when it can serve as a template: its text, and its holes in the
+     * order reading it used them (by_place: the same, by place in the text). */
+    sl_buf tmpl;
+    uint8_t by_place[MAX_HOLES];
+    int reading_ok; /* while a chunk is read: it can still serve as a template */
+    hole holes[MAX_HOLES];
     sl_sse_parser sse;
-    int failed;
-    int cb_rc; /* non-zero: on_delta stopped us */
+    /* the rest: */
+    sl_openai_kind kind;
+    size_t max_event;
+    int nchoices;
+    int capchoices; /* entries made (their buffers kept when the parser is reused) */
     /* Top-level fields other than choices and usage, each as the JSON text of its last
      * non-null value (the same in nearly every chunk: compared, not parsed), in the order
      * they first came. Turned into JSON values once, at the end. */
-    str_field *head;
+    head_field *head;
     int nhead, headcap;
-    sl_buf usage;  /* the JSON text of the provider's last usage object */
-    int has_usage; /* and its numbers: */
+    int head_at[NORDER]; /* the index of each of head_order, or -1 */
+    sl_buf headtext;     /* their names and values */
+    size_t headwaste;    /* bytes of headtext no field uses any more */
+    sl_buf usage;        /* the JSON text of the provider's last usage object */
+    int has_usage;       /* and its numbers: */
     sl_usage usage_n;
-    sl_buf finish_out; /* choice 0's finish_reason as a C string, for out */
-    choice_acc *choices;
-    int nchoices;
-    size_t assembled;                  /* bytes of text held */
+    sl_buf finish_out;                 /* choice 0's finish_reason as a C string, for out */
     sl_jtoks toks;                     /* the chunk being read */
     sl_jmembers mtop, mchoice, mdelta; /* the members of the objects being read */
     sl_buf scratch[NSCRATCH];
@@ -244,14 +288,22 @@ struct sl_openai_parser {
     char *message;  /* out.message once failed */
     json_t *parsed; /* non-streamed: the body */
     sl_buf body;
+    sl_openai_parser *next_spare;
     sl_openai_out out;
 };
 
-static void choice_free(choice_acc *c)
+static void choice_init(choice_acc *c)
 {
-    sl__buf_free(&c->role);
-    sl__buf_free(&c->content);
-    sl__buf_free(&c->reasoning);
+    memset(c, 0, sizeof *c);
+    sl__buf_init(&c->role, 64);
+    sl__buf_init(&c->content, 0);
+    sl__buf_init(&c->reasoning, 0);
+    sl__buf_init(&c->finish_reason, 0);
+}
+
+/* Parts of a choice that are rare (tool calls, other fields, logprobs). */
+static void choice_free_rare(choice_acc *c)
+{
     for (int i = 0; i < c->ntools; i++) {
         sl__buf_free(&c->tools[i].id);
         sl__buf_free(&c->tools[i].type);
@@ -265,12 +317,70 @@ static void choice_free(choice_acc *c)
     }
     free(c->sx);
     json_decref(c->mx);
-    sl__buf_free(&c->finish_reason);
     json_decref(c->logprobs);
     json_decref(c->extra);
 }
 
+static void choice_free(choice_acc *c)
+{
+    choice_free_rare(c);
+    sl__buf_free(&c->role);
+    sl__buf_free(&c->content);
+    sl__buf_free(&c->reasoning);
+    sl__buf_free(&c->finish_reason);
+}
+
+/* Buffers a reused parser keeps: up to this much memory each. */
+#define KEEP_CAP (16u << 10)
+
+static void recycle(sl_buf *b)
+{
+    if (b->cap > KEEP_CAP)
+        sl__buf_free(b);
+    else
+        sl__buf_reset(b);
+}
+
+/* The choice as choice_init leaves it, keeping its common buffers. */
+static void choice_clear(choice_acc *c)
+{
+    choice_free_rare(c);
+    sl_buf keep[4] = {c->role, c->content, c->reasoning, c->finish_reason};
+    memset(c, 0, sizeof *c);
+    c->role = keep[0];
+    c->content = keep[1];
+    c->reasoning = keep[2];
+    c->finish_reason = keep[3];
+    recycle(&c->role);
+    recycle(&c->content);
+    recycle(&c->reasoning);
+    recycle(&c->finish_reason);
+}
+
 static int on_event(void *user, const sl_sse_event *ev);
+
+/* Everything a new parser starts with, over p's memory (zeroed, or kept from an earlier
+ * use by reset). */
+static void parser_start(sl_openai_parser *p, sl_openai_kind kind, size_t max_event,
+                         sl_openai_delta_cb on_delta, void *user)
+{
+    p->kind = kind;
+    p->max_event = max_event ? max_event : DEFAULT_MAX_EVENT;
+    p->on_delta = on_delta;
+    p->user = user;
+    sl__sse_init(&p->sse, p->max_event, p->max_event, on_event, p);
+    p->error_body.max = p->max_event;
+    p->tmpl.max = p->max_event;
+    for (int i = 0; i < NORDER; i++)
+        p->head_at[i] = -1;
+    p->shortcut = 1;
+    memset(&p->out, 0, sizeof p->out);
+    p->saw_done = 0;
+    p->out.message = "";
+    p->out.usage.prompt_tokens = -1;
+    p->out.usage.completion_tokens = -1;
+    p->out.usage.total_tokens = -1;
+}
 
 sl_openai_parser *sl__openai_parser_new(sl_openai_kind kind, size_t max_event,
                                         sl_openai_delta_cb on_delta, void *user)
@@ -278,25 +388,19 @@ sl_openai_parser *sl__openai_parser_new(sl_openai_kind kind, size_t max_event,
     sl_openai_parser *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
-    p->kind = kind;
-    p->max_event = max_event ? max_event : DEFAULT_MAX_EVENT;
-    p->on_delta = on_delta;
-    p->user = user;
-    sl__sse_init(&p->sse, p->max_event, p->max_event, on_event, p);
     sl__jtoks_init(&p->toks);
     sl__jmembers_init(&p->mtop);
     sl__jmembers_init(&p->mchoice);
     sl__jmembers_init(&p->mdelta);
     for (int i = 0; i < NSCRATCH; i++)
         sl__buf_init(&p->scratch[i], 0);
-    sl__buf_init(&p->error_body, p->max_event);
+    sl__buf_init(&p->error_body, 0);
     sl__buf_init(&p->body, 0);
-    p->out.message = "";
     sl__buf_init(&p->usage, 0);
     sl__buf_init(&p->finish_out, 0);
-    p->out.usage.prompt_tokens = -1;
-    p->out.usage.completion_tokens = -1;
-    p->out.usage.total_tokens = -1;
+    sl__buf_init(&p->tmpl, 0);
+    sl__buf_init(&p->headtext, 0);
+    parser_start(p, kind, max_event, on_delta, user);
     return p;
 }
 
@@ -305,14 +409,11 @@ void sl__openai_parser_free(sl_openai_parser *p)
     if (!p)
         return;
     sl__sse_free(&p->sse);
-    for (int i = 0; i < p->nhead; i++) {
-        free(p->head[i].key);
-        sl__buf_free(&p->head[i].val);
-    }
     free(p->head);
+    sl__buf_free(&p->headtext);
     sl__buf_free(&p->usage);
     sl__buf_free(&p->finish_out);
-    for (int i = 0; i < p->nchoices; i++)
+    for (int i = 0; i < p->capchoices; i++)
         choice_free(&p->choices[i]);
     free(p->choices);
     sl__jtoks_free(&p->toks);
@@ -325,12 +426,143 @@ void sl__openai_parser_free(sl_openai_parser *p)
     free(p->message);
     json_decref(p->parsed);
     sl__buf_free(&p->body);
+    sl__buf_free(&p->tmpl);
     free(p);
+}
+
+void sl__openai_parser_shortcut(sl_openai_parser *p, int on)
+{
+    p->shortcut = on;
+    p->tmpl_valid = 0;
+}
+
+size_t sl__openai_parser_shortcuts(const sl_openai_parser *p)
+{
+    return p->shortcuts;
+}
+
+/* Back to what sl__openai_parser_new makes, keeping the memory of the buffers (within
+ * KEEP_CAP each), the token arrays and the choices. */
+static void parser_reset(sl_openai_parser *p)
+{
+    sl__sse_free(&p->sse);
+    p->failed = 0;
+    p->cb_rc = 0;
+    p->nhead = 0;
+    recycle(&p->headtext);
+    p->headwaste = 0;
+    recycle(&p->usage);
+    p->has_usage = 0;
+    memset(&p->usage_n, 0, sizeof p->usage_n);
+    recycle(&p->finish_out);
+    for (int i = 0; i < p->nchoices; i++)
+        choice_clear(&p->choices[i]);
+    p->nchoices = 0;
+    p->assembled = 0;
+    p->tail = NULL;
+    if (p->toks.cap > 4096)
+        sl__jtoks_free(&p->toks);
+    for (int i = 0; i < NSCRATCH; i++)
+        recycle(&p->scratch[i]);
+    recycle(&p->error_body);
+    free(p->message);
+    p->message = NULL;
+    json_decref(p->parsed);
+    p->parsed = NULL;
+    recycle(&p->body);
+    recycle(&p->tmpl);
+    p->tmpl_valid = 0;
+    p->reading_ok = 0;
+    p->nholes = 0;
+    p->shortcuts = 0;
+}
+
+struct sl_openai_spares {
+    sl_openai_parser *first;
+    size_t n, max;
+    size_t out; /* parsers taken and not given back */
+    int closed;
+};
+
+sl_openai_spares *sl__openai_spares_new(size_t max)
+{
+    sl_openai_spares *s = calloc(1, sizeof *s);
+    if (s)
+        s->max = max;
+    return s;
+}
+
+static void spares_empty(sl_openai_spares *s)
+{
+    while (s->first) {
+        sl_openai_parser *p = s->first;
+        s->first = p->next_spare;
+        sl__openai_parser_free(p);
+    }
+    s->n = 0;
+}
+
+void sl__openai_spares_close(sl_openai_spares *s)
+{
+    if (!s)
+        return;
+    spares_empty(s);
+    s->closed = 1;
+    if (!s->out)
+        free(s);
+}
+
+sl_openai_parser *sl__openai_parser_take(sl_openai_spares *s, sl_openai_kind kind, size_t max_event,
+                                         sl_openai_delta_cb on_delta, void *user)
+{
+    sl_openai_parser *p;
+    if (s && s->first) {
+        p = s->first;
+        s->first = p->next_spare;
+        s->n--;
+        p->next_spare = NULL;
+        parser_start(p, kind, max_event, on_delta, user);
+    } else if (!(p = sl__openai_parser_new(kind, max_event, on_delta, user))) {
+        return NULL;
+    }
+    if (s)
+        s->out++;
+    return p;
+}
+
+void sl__openai_parser_give(sl_openai_spares *s, sl_openai_parser *p)
+{
+    if (!p)
+        return;
+    if (!s) {
+        sl__openai_parser_free(p);
+        return;
+    }
+    s->out--;
+    if (s->closed || s->n >= s->max) {
+        sl__openai_parser_free(p);
+        if (s->closed && !s->out)
+            free(s);
+        return;
+    }
+    parser_reset(p);
+    p->next_spare = s->first;
+    s->first = p;
+    s->n++;
 }
 
 const sl_openai_out *sl__openai_out(const sl_openai_parser *p)
 {
     return &p->out;
+}
+
+void sl__openai_swap_body(sl_openai_parser *p, sl_buf *b)
+{
+    sl_buf t = p->body;
+    p->body = *b;
+    *b = t;
+    sl__buf_reset(&p->body);
+    p->out.body = (sl_str){"", 0};
 }
 
 static int fail(sl_openai_parser *p, int err, const char *fmt, const char *arg)
@@ -380,7 +612,10 @@ static int grow(sl_openai_parser *p, sl_buf *b, const char *s, size_t n)
         return fail(p, SL_ELIMIT, "answer over %s bytes", cap);
     }
     p->assembled += n;
-    return sl__buf_append(b, s, n) ? nomem(p) : 0;
+    if (sl__buf_append(b, s, n))
+        return nomem(p);
+    p->tail = b->data + b->len;
+    return 0;
 }
 
 static int set_or_keep(json_t *obj, const char *key, json_t *v)
@@ -420,20 +655,18 @@ static choice_acc *get_choice(sl_openai_parser *p, json_int_t idx)
 {
     if (idx < 0 || idx >= SL_OPENAI_MAX_CHOICES)
         return NULL;
-    if (idx >= p->nchoices) {
+    if (idx >= p->capchoices) {
+        /* entries past nchoices are always as choice_init (or choice_clear) left them */
         choice_acc *n = realloc(p->choices, (size_t)(idx + 1) * sizeof *n);
         if (!n)
             return NULL;
-        memset(n + p->nchoices, 0, (size_t)(idx + 1 - p->nchoices) * sizeof *n);
-        for (json_int_t i = p->nchoices; i <= idx; i++) {
-            sl__buf_init(&n[i].role, 64);
-            sl__buf_init(&n[i].content, 0);
-            sl__buf_init(&n[i].reasoning, 0);
-            sl__buf_init(&n[i].finish_reason, 0);
-        }
+        for (json_int_t i = p->capchoices; i <= idx; i++)
+            choice_init(&n[i]);
         p->choices = n;
-        p->nchoices = (int)idx + 1;
+        p->capchoices = (int)idx + 1;
     }
+    if (idx >= p->nchoices)
+        p->nchoices = (int)idx + 1;
     p->choices[idx].present = 1;
     return &p->choices[idx];
 }
@@ -573,9 +806,22 @@ static json_int_t index_of(sl_openai_parser *p, uint32_t obj, size_t pos)
     return tok_type(p, i) == SL_JTOK_INT ? sl__jtok_int(&p->toks, i) : (json_int_t)pos;
 }
 
+/* A string of this chunk that a template may let differ. */
+static void add_hole(sl_openai_parser *p, uint32_t tok, int kind, int choice)
+{
+    if (!p->reading_ok)
+        return;
+    if (p->nholes == MAX_HOLES) {
+        p->reading_ok = 0;
+        return;
+    }
+    p->holes[p->nholes++] = (hole){p->toks.v[tok].start, p->toks.v[tok].len, kind, choice};
+}
+
 static int text_delta(sl_openai_parser *p, sl_delta_kind kind, int choice, sl_buf *acc, uint32_t s)
 {
     sl_str t;
+    add_hole(p, s, (int)kind, choice);
     int rc = tok_str(p, s, SCRATCH_TEXT, &t);
     if (rc || !t.len)
         return rc;
@@ -680,12 +926,16 @@ static int chat_delta(sl_openai_parser *p, choice_acc *c, int ci, uint32_t delta
             return rc;
     }
     uint32_t calls = slot[TOOL_CALLS];
-    if (tok_type(p, calls) == SL_JTOK_ARRAY && (rc = tool_deltas(p, c, ci, calls)))
-        return rc;
+    if (tok_type(p, calls) == SL_JTOK_ARRAY) {
+        p->reading_ok = 0; /* tool pieces are not read as holes */
+        if ((rc = tool_deltas(p, c, ci, calls)))
+            return rc;
+    }
     for (uint32_t i = 0; i < m->n; i++) {
         uint32_t k = m->v[i].key, v = m->v[i].val;
         if (!v || tok_type(p, v) == SL_JTOK_NULL)
-            continue; /* a known name, or null */
+            continue;      /* a known name, or null */
+        p->reading_ok = 0; /* strings here are concatenated: reading it again would not do */
         const char *key;
         if ((rc = tok_key(p, k, &key)))
             return rc;
@@ -728,16 +978,75 @@ static int keep_extra(sl_openai_parser *p, json_t **obj, uint32_t k, uint32_t v)
     return 0;
 }
 
+/* Whether a value token is written back exactly as it is: a string without escapes, an
+ * integer but "-0", a literal (sl__jtok_write would write the same bytes). */
+static int verbatim(const sl_openai_parser *p, const sl_jtok *v)
+{
+    const char *t = p->toks.src + v->start;
+    switch (v->type) {
+    case SL_JTOK_STRING:
+        return !v->esc;
+    case SL_JTOK_INT:
+        return !(v->len == 2 && t[0] == '-' && t[1] == '0');
+    case SL_JTOK_NULL:
+    case SL_JTOK_TRUE:
+    case SL_JTOK_FALSE:
+        return 1;
+    }
+    return 0;
+}
+
+/* headtext without the bytes no field uses. */
+static int compact_head(sl_openai_parser *p)
+{
+    sl_buf n;
+    sl__buf_init(&n, 0);
+    if (sl__buf_reserve(&n, p->headtext.len - p->headwaste))
+        return nomem(p);
+    for (int i = 0; i < p->nhead; i++) {
+        head_field *f = &p->head[i];
+        size_t k = n.len;
+        sl__buf_append(&n, p->headtext.data + f->key, f->keylen + 1);
+        size_t v = n.len;
+        sl__buf_append(&n, p->headtext.data + f->val, f->vallen);
+        f->key = k;
+        f->val = v;
+    }
+    sl__buf_free(&p->headtext);
+    p->headtext = n;
+    p->headwaste = 0;
+    return 0;
+}
+
+/* A new value text for field f: in place if it fits, else at the end. */
+static int set_head(sl_openai_parser *p, head_field *f, const char *text, size_t len)
+{
+    if (len <= f->vallen) {
+        memcpy(p->headtext.data + f->val, text, len);
+        p->headwaste += f->vallen - len;
+    } else {
+        size_t at = p->headtext.len;
+        if (sl__buf_append(&p->headtext, text, len))
+            return nomem(p);
+        p->headwaste += f->vallen;
+        f->val = at;
+    }
+    f->vallen = len;
+    if (p->headwaste > 4096 && p->headwaste > p->headtext.len / 2)
+        return compact_head(p);
+    return 0;
+}
+
 /* A top-level field: its last non-null value is kept as JSON text. Chunks name their
  * fields in the same order, so the search starts where the last one was found. */
 static int keep_head(sl_openai_parser *p, uint32_t k, uint32_t v, uint32_t *hint)
 {
     const sl_jtok *vt = &p->toks.v[v];
     const char *text = p->toks.src + vt->start;
-    str_field *f = NULL;
+    head_field *f = NULL;
     for (int n = 0; n < p->nhead && !f; n++) {
         int i = (int)((*hint + (uint32_t)n) % (uint32_t)p->nhead);
-        if (sl__jtok_str_is(&p->toks, k, p->head[i].key, p->head[i].keylen)) {
+        if (sl__jtok_str_is(&p->toks, k, p->headtext.data + p->head[i].key, p->head[i].keylen)) {
             f = &p->head[i];
             *hint = (uint32_t)i + 1;
         }
@@ -751,26 +1060,31 @@ static int keep_head(sl_openai_parser *p, uint32_t k, uint32_t v, uint32_t *hint
             return rc;
         if (p->nhead == p->headcap) {
             int cap = p->headcap ? p->headcap * 2 : 8;
-            str_field *n = realloc(p->head, (size_t)cap * sizeof *n);
+            head_field *n = realloc(p->head, (size_t)cap * sizeof *n);
             if (!n)
                 return nomem(p);
             p->head = n;
             p->headcap = cap;
         }
-        str_field *n = p->head;
-        f = &n[p->nhead];
-        sl__buf_init(&f->val, 0);
-        if (!(f->key = strdup(key)))
+        size_t klen = strlen(key), at = p->headtext.len;
+        if (sl__buf_append(&p->headtext, key, klen + 1))
             return nomem(p);
-        f->keylen = strlen(key);
+        f = &p->head[p->nhead];
+        *f = (head_field){.key = at, .keylen = klen, .val = p->headtext.len, .order = -1};
+        for (int i = 0; i < NORDER; i++) {
+            if (!strcmp(key, head_order[i])) {
+                f->order = i;
+                p->head_at[i] = p->nhead;
+            }
+        }
         p->nhead++;
     } else if (vt->type == SL_JTOK_NULL) {
         return 0; /* null does not erase what an earlier chunk said */
-    } else if (f->val.len == vt->len && !memcmp(f->val.data, text, vt->len)) {
+    } else if (f->vallen == vt->len && !memcmp(p->headtext.data + f->val, text, vt->len)) {
         return 0;
     }
-    sl__buf_reset(&f->val);
-    return sl__buf_append(&f->val, text, vt->len) ? nomem(p) : 0;
+    f->verbatim = verbatim(p, vt);
+    return set_head(p, f, text, vt->len);
 }
 
 static void usage_from(sl_usage *u, const json_t *usage)
@@ -841,21 +1155,27 @@ static int choice_chunk(sl_openai_parser *p, uint32_t ch, size_t pos)
     uint32_t fr = slot[FINISH_REASON];
     if (fr && tok_type(p, fr) != SL_JTOK_NULL) {
         sl__buf_reset(&c->finish_reason);
+        c->fr_verbatim = verbatim(p, &p->toks.v[fr]);
         if (sl__buf_append(&c->finish_reason, p->toks.src + p->toks.v[fr].start, p->toks.v[fr].len))
             return nomem(p);
         c->has_finish_reason = 1;
     }
     uint32_t lp = slot[LOGPROBS];
     if (lp && tok_type(p, lp) != SL_JTOK_NULL) {
+        p->reading_ok = 0; /* logprobs are concatenated */
         json_t *v = tok_json(p, lp);
         rc = v ? merge_logprobs(c, v) : -1;
         json_decref(v);
         if (rc)
             return nomem(p);
     }
-    for (uint32_t i = 0; i < m->n; i++)
-        if (m->v[i].val && (rc = keep_extra(p, &c->extra, m->v[i].key, m->v[i].val)))
+    for (uint32_t i = 0; i < m->n; i++) {
+        if (!m->v[i].val)
+            continue;
+        p->reading_ok = 0; /* kept as jansson values: not worth a template */
+        if ((rc = keep_extra(p, &c->extra, m->v[i].key, m->v[i].val)))
             return rc;
+    }
     return 0;
 }
 
@@ -871,6 +1191,8 @@ static int chunk(sl_openai_parser *p, const char *data, size_t len)
         return rc;
     if (slot[ERROR] && tok_type(p, slot[ERROR]) != SL_JTOK_NULL)
         return chunk_error(p, data, len);
+    if (tok_type(p, slot[OBFUSCATION]) == SL_JTOK_STRING)
+        add_hole(p, slot[OBFUSCATION], HOLE_IGNORE, 0); /* random padding, never read */
     for (uint32_t i = 0, hint = 0; i < m->n; i++)
         if (m->v[i].val && (rc = keep_head(p, m->v[i].key, m->v[i].val, &hint)))
             return rc;
@@ -897,10 +1219,95 @@ static int chunk(sl_openai_parser *p, const char *data, size_t len)
     return 0;
 }
 
+/* ---- chunks like the last one -------------------------------------------------------
+ * A provider's chunks are alike: the same id, model, fields and order, with only the text
+ * of the delta changing. When reading a chunk did nothing but take the texts of some
+ * strings (the holes: content, reasoning, obfuscation) and set what any chunk repeating it
+ * sets to the same (the top-level fields, usage, role, finish_reason), the chunk is kept.
+ * A next chunk that has its bytes outside the holes, and a valid JSON string in each hole,
+ * is valid JSON exactly when the kept one was, and reading it would only take the holes'
+ * new texts, in the same order: that is all that is done for it. Anything else (tool
+ * calls, logprobs, other fields, another layout) is read in full and makes a new template
+ * or none. */
+
+static void keep_template(sl_openai_parser *p, const char *d, size_t n)
+{
+    sl__buf_reset(&p->tmpl);
+    if (n >= UINT32_MAX || sl__buf_append(&p->tmpl, d, n))
+        return;
+    /* holes by place: a few, insertion sort */
+    for (int i = 0; i < p->nholes; i++) {
+        int j = i;
+        while (j > 0 && p->holes[p->by_place[j - 1]].start > p->holes[i].start) {
+            p->by_place[j] = p->by_place[j - 1];
+            j--;
+        }
+        p->by_place[j] = (uint8_t)i;
+    }
+    p->tmpl_valid = 1;
+}
+
+/* Read (d, n) through the template if it fits it (*hit 1). Returns 0 or the error or
+ * callback value a full read would have returned. */
+static int like_last(sl_openai_parser *p, const char *d, size_t n, int *hit)
+{
+    const char *t = p->tmpl.data;
+    size_t tn = p->tmpl.len, pt = 0, pd = 0;
+    uint32_t at[MAX_HOLES], len[MAX_HOLES];
+    int esc[MAX_HOLES];
+    *hit = 0;
+    if (n >= UINT32_MAX)
+        return 0;
+    for (int j = 0; j < p->nholes; j++) {
+        int h = p->by_place[j];
+        size_t seg = p->holes[h].start + 1 - pt; /* up to its opening quote, included */
+        if (n - pd < seg || memcmp(d + pd, t + pt, seg))
+            return 0;
+        pd += seg;
+        size_t end = sl__jtok_scan_string(d, n, pd - 1, &esc[h]);
+        if (!end)
+            return 0;
+        at[h] = (uint32_t)(pd - 1);
+        len[h] = (uint32_t)(end - (pd - 1));
+        pd = end - 1; /* the closing quotes compare equal */
+        pt = p->holes[h].start + p->holes[h].len - 1;
+    }
+    if (n - pd != tn - pt || memcmp(d + pd, t + pt, tn - pt))
+        return 0;
+    *hit = 1;
+    p->shortcuts++;
+    for (int h = 0; h < p->nholes; h++) {
+        const hole *ho = &p->holes[h];
+        if (ho->kind == HOLE_IGNORE)
+            continue;
+        sl_str s = {d + at[h] + 1, len[h] - 2};
+        if (esc[h]) {
+            sl_buf *sc = &p->scratch[SCRATCH_TEXT];
+            sl__buf_reset(sc);
+            if (sl__buf_reserve(sc, s.len))
+                return nomem(p);
+            sc->len = sl__jtok_unescape(s.ptr, s.len, sc->data);
+            sc->data[sc->len] = '\0';
+            s = (sl_str){sc->data, sc->len};
+        }
+        if (!s.len)
+            continue;
+        choice_acc *c = &p->choices[ho->choice];
+        int rc =
+            grow(p, ho->kind == SL_DELTA_REASONING ? &c->reasoning : &c->content, s.ptr, s.len);
+        if (rc)
+            return rc;
+        sl_delta dl = {.kind = (sl_delta_kind)ho->kind, .choice = ho->choice, .text = s};
+        if ((rc = emit(p, &dl)))
+            return rc;
+    }
+    return 0;
+}
+
 static int on_event(void *user, const sl_sse_event *ev)
 {
     sl_openai_parser *p = user;
-    if (p->out.saw_done)
+    if (p->saw_done)
         return 0; /* nothing counts after [DONE] */
     const char *d = ev->data.ptr;
     size_t n = ev->data.len;
@@ -914,12 +1321,15 @@ static int on_event(void *user, const sl_sse_event *ev)
     if (!n)
         return 0;
     if (!is_error && n == 6 && !memcmp(d, "[DONE]", 6)) {
-        p->out.saw_done = 1;
+        p->saw_done = p->out.saw_done = 1;
         return 0;
     }
+    int rc, hit;
+    if (!is_error && p->tmpl_valid && ((rc = like_last(p, d, n, &hit)) || hit))
+        return rc;
+    p->tmpl_valid = 0;
     json_t *obj = NULL;
     char err[160];
-    int rc;
     if (is_error) {
         /* "event: error": whatever the data says is the provider's message */
         sl__json_parse(d, n, 0, &obj, NULL, 0);
@@ -944,11 +1354,35 @@ static int on_event(void *user, const sl_sse_event *ev)
     }
     if (p->toks.v[0].type != SL_JTOK_OBJECT)
         return fail(p, SL_EPROTO, "%s", "stream event is not a JSON object");
-    return chunk(p, d, n);
+    p->reading_ok = p->shortcut;
+    p->nholes = 0;
+    rc = chunk(p, d, n);
+    if (!rc && p->reading_ok)
+        keep_template(p, d, n);
+    return rc;
+}
+
+/* Ask for what reading a chunk will touch, all at once rather than one miss after the
+ * other: the rest of the parser's hot part, the template and choice 0. */
+static void prefetch_hot(const sl_openai_parser *p)
+{
+    const char *h = (const char *)p;
+    for (size_t at = 64; at < offsetof(sl_openai_parser, kind); at += 64)
+        __builtin_prefetch(h + at); /* the hot fields and the SSE parser */
+    if (p->tmpl_valid)
+        for (size_t i = 0; i < p->tmpl.len; i += 64)
+            __builtin_prefetch(p->tmpl.data + i);
+    if (p->choices) {
+        __builtin_prefetch(p->choices);
+        __builtin_prefetch((const char *)p->choices + 64);
+    }
+    if (p->tail)
+        __builtin_prefetch(p->tail);
 }
 
 int sl__openai_feed(sl_openai_parser *p, const char *data, size_t len)
 {
+    prefetch_hot(p);
     if (p->failed)
         return p->out.error ? p->out.error : SL_EPROTO;
     if (p->cb_rc)
@@ -983,6 +1417,22 @@ static int put_buf(sl_buf *b, const sl_buf *v)
     return put_str(b, v->data, v->len);
 }
 
+/* Text kept as JSON that is written back as it is. */
+static int put_buf_raw(sl_buf *b, const sl_buf *v)
+{
+    return put(b, v->data, v->len);
+}
+
+/* A name that needs no escape, given quoted and with its colon (without the comma for
+ * the first member). */
+static int put_lit_key(sl_buf *b, int *first, const char *quoted, size_t n)
+{
+    int rc = *first ? 0 : PUT(b, ",");
+    *first = 0;
+    return rc ? rc : put(b, quoted, n);
+}
+#define PUT_KEY(b, first, lit) put_lit_key((b), (first), "\"" lit "\":", sizeof(lit) + 2)
+
 /* ",\"key\":" (without the comma for the first member). */
 static int put_key(sl_buf *b, int *first, const char *key)
 {
@@ -994,10 +1444,22 @@ static int put_key(sl_buf *b, int *first, const char *key)
 }
 
 /* A value kept as JSON text, written as jansson would write it. */
+static int put_textn(sl_openai_parser *p, const char *text, size_t len)
+{
+    int rc = sl__jtok_parse(&p->toks, text ? text : "", len, 0);
+    return rc ? rc : sl__jtok_write(&p->body, &p->toks, 0);
+}
+
 static int put_text(sl_openai_parser *p, const sl_buf *text)
 {
-    int rc = sl__jtok_parse(&p->toks, text->data ? text->data : "", text->len, 0);
-    return rc ? rc : sl__jtok_write(&p->body, &p->toks, 0);
+    return put_textn(p, text->data, text->len);
+}
+
+/* A top-level field's value. */
+static int put_head(sl_openai_parser *p, const head_field *f)
+{
+    const char *v = p->headtext.data + f->val;
+    return f->verbatim ? put(&p->body, v, f->vallen) : put_textn(p, v, f->vallen);
 }
 
 static int put_json(sl_buf *b, const json_t *v)
@@ -1083,7 +1545,11 @@ static int put_message(sl_buf *b, const choice_acc *c)
 static int put_choice(sl_openai_parser *p, const choice_acc *c, int idx)
 {
     sl_buf *b = &p->body;
-    int rc = sl__buf_printf(b, "{\"index\":%d,", idx);
+    int rc = PUT(b, "{\"index\":");
+    if (!rc)
+        rc = sl__buf_append_int(b, idx);
+    if (!rc)
+        rc = PUT(b, ",");
     if (!rc && p->kind == SL_OPENAI_COMPLETIONS) {
         if (!(rc = PUT(b, "\"text\":")))
             rc = put_buf(b, &c->content);
@@ -1098,28 +1564,35 @@ static int put_choice(sl_openai_parser *p, const choice_acc *c, int idx)
     if (!rc)
         rc = PUT(b, ",\"finish_reason\":");
     if (!rc)
-        rc = c->has_finish_reason ? put_text(p, &c->finish_reason) : PUT(b, "null");
+        rc = !c->has_finish_reason ? PUT(b, "null")
+             : c->fr_verbatim      ? put_buf_raw(b, &c->finish_reason)
+                                   : put_text(p, &c->finish_reason);
     if (!rc && c->extra)
         rc = put_members(b, c->extra, NULL, 0);
     return rc ? rc : PUT(b, "}");
 }
 
-static const str_field *head_field(const sl_openai_parser *p, const char *key)
+/* The field head_order[i], or NULL. */
+static const head_field *head_field_at(const sl_openai_parser *p, int i)
 {
-    for (int i = 0; i < p->nhead; i++)
-        if (!strcmp(p->head[i].key, key))
-            return &p->head[i];
-    return NULL;
+    return p->head_at[i] < 0 ? NULL : &p->head[p->head_at[i]];
 }
 
 /* The "object" of the whole answer: what the chunks say, unless they name a chunk. */
 static int put_object_type(sl_openai_parser *p)
 {
     const char *whole = p->kind == SL_OPENAI_COMPLETIONS ? "text_completion" : "chat.completion";
-    const str_field *f = head_field(p, "object");
+    const head_field *f = head_field_at(p, 1);
     sl_str s = {whole, strlen(whole)};
-    if (f) {
-        int rc = sl__jtok_parse(&p->toks, f->val.data, f->val.len, 0);
+    const char *v = f ? p->headtext.data + f->val : NULL;
+    if (f && f->verbatim && v[0] == '"') {
+        /* a string without escapes: its text is between the quotes, without NUL */
+        s = (sl_str){v + 1, f->vallen - 2};
+        if ((s.len == 21 && !memcmp(s.ptr, "chat.completion.chunk", 21)) ||
+            (s.len == 15 && !memcmp(s.ptr, "text_completion", 15)))
+            s = (sl_str){whole, strlen(whole)};
+    } else if (f) {
+        int rc = sl__jtok_parse(&p->toks, v, f->vallen, 0);
         if (!rc && p->toks.v[0].type == SL_JTOK_STRING)
             rc = sl__jtok_str(&p->toks, 0, &p->scratch[SCRATCH_TEXT], &s);
         if (rc)
@@ -1141,24 +1614,23 @@ static int put_object_type(sl_openai_parser *p)
 
 static int write_body(sl_openai_parser *p)
 {
-    static const char *const order[] = {"id", "object", "created", "model", "system_fingerprint"};
     sl_buf *b = &p->body;
     int first = 1;
     /* about the size it will have: the text and the fields around it */
     int rc = sl__buf_reserve(b, p->assembled + 512);
     if (!rc)
         rc = PUT(b, "{");
-    for (int i = 0; !rc && i < 5; i++) {
-        const str_field *f = head_field(p, order[i]);
+    for (int i = 0; !rc && i < NORDER; i++) {
+        const head_field *f = head_field_at(p, i);
         if (i == 1) {
-            if (!(rc = put_key(b, &first, "object")))
+            if (!(rc = PUT_KEY(b, &first, "object")))
                 rc = put_object_type(p);
-        } else if (f && !(rc = put_key(b, &first, order[i]))) {
-            rc = put_text(p, &f->val);
+        } else if (f && !(rc = put_lit_key(b, &first, head_order_q[i], strlen(head_order_q[i])))) {
+            rc = put_head(p, f);
         }
     }
     if (!rc)
-        rc = put_key(b, &first, "choices");
+        rc = PUT_KEY(b, &first, "choices");
     if (!rc)
         rc = PUT(b, "[");
     for (int i = 0, n = 0; !rc && i < p->nchoices; i++) {
@@ -1171,14 +1643,12 @@ static int write_body(sl_openai_parser *p)
     }
     if (!rc)
         rc = PUT(b, "]");
-    if (!rc && p->has_usage && !(rc = put_key(b, &first, "usage")))
+    if (!rc && p->has_usage && !(rc = PUT_KEY(b, &first, "usage")))
         rc = put_text(p, &p->usage);
     for (int i = 0; !rc && i < p->nhead; i++) {
-        int ordered = 0;
-        for (int j = 0; j < 5; j++)
-            ordered |= !strcmp(p->head[i].key, order[j]);
-        if (!ordered && !(rc = put_key(b, &first, p->head[i].key)))
-            rc = put_text(p, &p->head[i].val);
+        const head_field *f = &p->head[i];
+        if (f->order < 0 && !(rc = put_key(b, &first, p->headtext.data + f->key)))
+            rc = put_head(p, f);
     }
     if (!rc)
         rc = PUT(b, "}");
@@ -1197,7 +1667,15 @@ static int fill_out(sl_openai_parser *p)
     choice_acc *c = &p->choices[0];
     o->text = (sl_str){c->content.data, c->content.len};
     o->reasoning = (sl_str){c->reasoning.data, c->reasoning.len};
-    if (c->has_finish_reason) {
+    if (c->has_finish_reason && c->fr_verbatim) {
+        /* a string without escapes is its text between the quotes; else not a string */
+        const sl_buf *f = &c->finish_reason;
+        if (f->data[0] == '"') {
+            if (sl__buf_append(&p->finish_out, f->data + 1, f->len - 2))
+                return nomem(p);
+            o->finish_reason = p->finish_out.data;
+        }
+    } else if (c->has_finish_reason) {
         /* a string one, as a C string */
         sl_str s;
         if (sl__jtok_parse(&p->toks, c->finish_reason.data, c->finish_reason.len, 0))

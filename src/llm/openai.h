@@ -18,6 +18,8 @@
 
 #include <sluice/call.h>
 
+#include "base/buf.h"
+
 typedef enum sl_openai_kind {
     SL_OPENAI_CHAT = 0,        /* /chat/completions */
     SL_OPENAI_COMPLETIONS = 1, /* /completions (text) */
@@ -88,6 +90,30 @@ sl_openai_parser *sl__openai_parser_new(sl_openai_kind kind, size_t max_event,
                                         sl_openai_delta_cb on_delta, void *user);
 void sl__openai_parser_free(sl_openai_parser *p);
 
+/* Parsers given back after use, handed out again with their memory (buffers of up to
+ * 16 KiB each are kept), so that a steady stream of calls allocates nothing for them.
+ * One loop's: not thread-safe. */
+typedef struct sl_openai_spares sl_openai_spares;
+
+/* Holding at most max parsers. NULL on ENOMEM. */
+sl_openai_spares *sl__openai_spares_new(size_t max);
+/* The owner is done with s: the parsers held are freed, and s itself now, or when the
+ * last parser taken from it is given back (parsers may outlive their owner's handle).
+ * NULL is a no-op. */
+void sl__openai_spares_close(sl_openai_spares *s);
+/* A parser exactly as sl__openai_parser_new makes it, from s when it holds one (s may be
+ * NULL: a new one). NULL on ENOMEM. */
+sl_openai_parser *sl__openai_parser_take(sl_openai_spares *s, sl_openai_kind kind, size_t max_event,
+                                         sl_openai_delta_cb on_delta, void *user);
+/* Done with p, taken from s (NULL: nothing): kept by s, or freed when s is NULL, full or
+ * closed. What p handed out (out, the deltas' strings) is gone. */
+void sl__openai_parser_give(sl_openai_spares *s, sl_openai_parser *p);
+/* Whether a chunk laid out like the one before it is read through it (default on): the
+ * deltas and the result are the same either way; tests turn it off to compare. */
+void sl__openai_parser_shortcut(sl_openai_parser *p, int on);
+/* How many chunks were read that way. */
+size_t sl__openai_parser_shortcuts(const sl_openai_parser *p);
+
 /* Streamed answer: feed the body bytes in any split, then finish at its end. Each
  * returns 0, an error (also in out->error, with out->message), or what on_delta
  * returned. After an error the parser refuses further input. finish fails with
@@ -97,6 +123,9 @@ int sl__openai_finish(sl_openai_parser *p);
 /* Non-streamed answer: the whole body at once (copied). */
 int sl__openai_parse_body(sl_openai_parser *p, const char *body, size_t len);
 const sl_openai_out *sl__openai_out(const sl_openai_parser *p);
+/* Exchange the buffer that holds out.body with b: the caller gets the body without a
+ * copy, the parser b's memory (emptied) for its next use; out.body is then "". */
+void sl__openai_swap_body(sl_openai_parser *p, sl_buf *b);
 
 /* The provider's error message in an error body ({"error":{"message":..}}, {"error":
  * "..."}, {"message":..}, {"detail":..}, else the body's first line), made printable and

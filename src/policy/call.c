@@ -57,32 +57,44 @@ typedef struct channel {
 } channel;
 
 struct sl_call {
+    /* What every delta touches comes first, together. */
+    unsigned done : 1;
+    unsigned free_pending : 1;
+    unsigned has_slot : 1;
+    unsigned has_ticket : 1;
+    unsigned breaker_out : 1; /* allowed, outcome not recorded yet */
+    unsigned waiting : 1;     /* counted in the policy's waiting */
+    unsigned canceled : 1;
+    unsigned paused : 1;
+    int depth;       /* > 0 while a user callback runs */
+    int pending_err; /* the call ends with this (and pending_msg), whatever the attempt */
+    int track_all;   /* retries possible: keep every channel, not only choice 0's text */
+    int delivered_any;
+    channel *ch; /* sorted by key; ch_one until there is more than one */
+    size_t nch, capch;
+    double t_first_delta; /* -1 until the first delta */
+    sl_call_opts o;
+    channel ch_one; /* the usual call has one channel (choice 0's text): no array */
+    /* the rest: */
     sl_client *c;      /* NULL once done: the client may be gone */
     sl_link link;      /* in c->calls while running */
     sl_openai_http hr; /* the request, built once for every attempt */
-    sl_call_opts o;
-    char *url; /* for messages */
+    char *url;         /* for messages, when it differs from hr.url (see sl_call_start) */
     sl_attempt *att;
     int attempts;
-    channel *ch; /* sorted by key */
-    size_t nch, capch;
-    int track_all; /* retries possible: keep every channel, not only choice 0's text */
-    int resuming;  /* the current attempt replays delivered text */
-    int delivered_any;
+    int resuming; /* the current attempt replays delivered text */
     double t_start;
-    double t_first_delta; /* -1 until the first delta */
-    double t_wait;        /* start of the waits before the current attempt */
-    double t_attempt;     /* start of the current attempt */
+    double t_wait;    /* start of the waits before the current attempt */
+    double t_attempt; /* start of the current attempt */
     sl_result res;
     char *message;
-    char *finish_reason;
-    char *request_id;
+    const char *finish_reason; /* NULL, one of finish_reasons, or our own copy */
+    char request_id[128];      /* the attempt's (it is cut to this size there) */
     sl_buf body;
     sl_buf error_body;
     sl_attempt_info log1; /* the attempt log while there was one attempt (the usual case) */
     sl_attempt_info *log; /* NULL, or SL_ATTEMPT_LOG_MAX entries once there were more */
     sl_httpc_task task;   /* finishing from the loop when no attempt runs */
-    int pending_err;      /* the call ends with this (and pending_msg), whatever the attempt */
     char *pending_msg;
     int phase;
     /* policy */
@@ -95,15 +107,6 @@ struct sl_call {
     sl_policy_wake backoff_w;
     sl_policy_wake deadline_w;
     uint64_t trial; /* breaker trial token of the running attempt */
-    unsigned has_slot : 1;
-    unsigned has_ticket : 1;
-    unsigned breaker_out : 1; /* allowed, outcome not recorded yet */
-    unsigned waiting : 1;     /* counted in the policy's waiting */
-    unsigned done : 1;
-    unsigned canceled : 1;
-    unsigned paused : 1;
-    unsigned free_pending : 1;
-    int depth; /* > 0 while a user callback runs */
 };
 
 sl_call *sl__call_of(sl_link *l)
@@ -123,9 +126,43 @@ static void channels_free(sl_call *call)
         sl__resume_free(&call->ch[i].m);
         free(call->ch[i].name);
     }
-    free(call->ch);
+    if (call->ch != &call->ch_one)
+        free(call->ch);
     call->ch = NULL;
     call->nch = call->capch = 0;
+}
+
+/* The finish reasons nearly every answer ends with: pointed to, not copied. */
+static const char *const finish_reasons[] = {"stop", "length", "tool_calls", "content_filter",
+                                             "function_call"};
+
+static int is_shared_reason(const char *s)
+{
+    for (size_t i = 0; i < sizeof finish_reasons / sizeof finish_reasons[0]; i++)
+        if (s == finish_reasons[i])
+            return 1;
+    return 0;
+}
+
+static void free_finish_reason(sl_call *call)
+{
+    if (!is_shared_reason(call->finish_reason))
+        free((char *)call->finish_reason);
+    call->finish_reason = NULL;
+}
+
+static void set_finish_reason(sl_call *call, const char *s)
+{
+    free_finish_reason(call);
+    if (!s)
+        return;
+    for (size_t i = 0; i < sizeof finish_reasons / sizeof finish_reasons[0]; i++) {
+        if (!strcmp(s, finish_reasons[i])) {
+            call->finish_reason = finish_reasons[i];
+            return;
+        }
+    }
+    call->finish_reason = strdup(s);
 }
 
 static void destroy(sl_call *call)
@@ -136,8 +173,7 @@ static void destroy(sl_call *call)
     free(call->url);
     channels_free(call);
     free(call->message);
-    free(call->finish_reason);
-    free(call->request_id);
+    free_finish_reason(call);
     free(call->pending_msg);
     free(call->log);
     sl__buf_free(&call->body);
@@ -191,12 +227,15 @@ static channel *channel_get(sl_call *call, int kind, int choice, int tool, int c
         return NULL;
     }
     if (call->nch == call->capch) {
-        size_t cap = call->capch ? call->capch * 2 : 4;
-        channel *n = realloc(call->ch, cap * sizeof *n);
+        size_t cap = call->capch < 4 ? 4 : call->capch * 2;
+        channel *n = call->ch == &call->ch_one ? malloc(cap * sizeof *n)
+                                               : realloc(call->ch, cap * sizeof *n);
         if (!n) {
             *err = SL_ENOMEM;
             return NULL;
         }
+        if (call->ch == &call->ch_one)
+            memcpy(n, &call->ch_one, sizeof *n);
         call->ch = n;
         call->capch = cap;
     }
@@ -313,7 +352,7 @@ static void replace(char **slot, const char *s)
 }
 
 /* The outcome of the attempt becomes the call's result (copied: the attempt goes). */
-static void take_attempt_result(sl_call *call, const sl_attempt_result *r)
+static void take_attempt_result(sl_call *call, sl_attempt *a, const sl_attempt_result *r)
 {
     sl_result *res = &call->res;
     res->error = r->error;
@@ -321,20 +360,28 @@ static void take_attempt_result(sl_call *call, const sl_attempt_result *r)
     res->message = r->error ? (call->message ? call->message : sl_strerror(r->error)) : NULL;
     res->http_status = r->http_status;
     sl__buf_reset(&call->error_body);
-    sl__buf_append(&call->error_body, r->error_body.ptr, r->error_body.len);
+    if (r->error_body.len) /* nothing to keep: no memory either */
+        sl__buf_append(&call->error_body, r->error_body.ptr, r->error_body.len);
     res->error_body = buf_str(&call->error_body);
-    replace(&call->finish_reason, r->finish_reason);
+    set_finish_reason(call, r->finish_reason);
     res->finish_reason = call->finish_reason;
     res->usage = r->usage;
     res->timings.ttfb_ms = r->first_byte_ms >= 0 ? r->first_byte_ms - call->t_start : -1;
     sl__buf_reset(&call->body);
-    if (sl__buf_append(&call->body, r->body.ptr, r->body.len) && !r->error) {
+    /* the body is moved over when it can be (a success's), else copied */
+    if (!sl__attempt_take_body(a, &call->body) &&
+        (sl__buf_reserve(&call->body, r->body.len) ||
+         sl__buf_append(&call->body, r->body.ptr, r->body.len)) &&
+        !r->error) {
         res->error = SL_ENOMEM;
         res->message = sl_strerror(SL_ENOMEM);
     }
     res->body = buf_str(&call->body);
-    replace(&call->request_id, r->request_id);
-    res->request_id = call->request_id;
+    /* the attempt cuts it to 127 bytes: it fits */
+    size_t idn = r->request_id ? strnlen(r->request_id, sizeof call->request_id - 1) : 0;
+    memcpy(call->request_id, r->request_id ? r->request_id : "", idn);
+    call->request_id[idn] = '\0';
+    res->request_id = r->request_id ? call->request_id : NULL;
     res->retry_after_ms = r->retry_after_ms;
     res->ratelimit = r->ratelimit;
 }
@@ -343,7 +390,7 @@ static void set_own_error(sl_call *call, int err, const char *what)
 {
     sl_buf m;
     sl__buf_init(&m, 0);
-    sl__buf_printf(&m, "POST %s: %s", call->url, what);
+    sl__buf_printf(&m, "POST %s: %s", call->url ? call->url : call->hr.url, what);
     free(call->message);
     call->message = sl__buf_steal(&m);
     call->res.error = err;
@@ -677,6 +724,7 @@ static void on_attempt_delta(sl_attempt *a, const sl_delta *d, void *user)
             fail_attempt(call, SL_ENOMEM, "out of memory");
             return;
         }
+        sl__attempt_hint(a, ch->text.data + ch->text.len);
         if (tool && !ch->name && out.tool_name.len) {
             ch->name = strndup(out.tool_name.ptr, out.tool_name.len);
             if (!ch->name) {
@@ -725,7 +773,7 @@ static void on_attempt_done(sl_attempt *a, const sl_attempt_result *r, void *use
 {
     sl_call *call = user;
     double now = sl__clock_ms();
-    take_attempt_result(call, r);
+    take_attempt_result(call, a, r);
     sl__attempt_free(a); /* allowed inside its callback */
     call->att = NULL;
     call->phase = PH_IDLE;
@@ -774,6 +822,8 @@ int sl_call_start(sl_client *c, const sl_request *req, const sl_call_opts *o, sl
     call->o = *o;
     call->p = p;
     sl__list_init(&call->link);
+    call->ch = &call->ch_one;
+    call->capch = 1;
     sl__httpc_task_init(&call->task, on_task);
     sl__policy_wake_init(&call->backoff_w, on_backoff);
     sl__policy_wake_init(&call->deadline_w, on_deadline);
@@ -786,12 +836,19 @@ int sl_call_start(sl_client *c, const sl_request *req, const sl_call_opts *o, sl
     call->res.retry_after_ms = -1;
     call->res.ratelimit = (sl_ratelimit_info){-1, -1, -1, -1};
     call->res.body = call->res.error_body = (sl_str){"", 0};
-    sl_buf url;
-    sl__buf_init(&url, 0);
-    sl__buf_printf(&url, "%s%s", c->base_url, sl_request_endpoint(req));
-    call->url = sl__buf_steal(&url);
-    if (!call->url)
-        goto fail;
+    /* Messages name base URL + endpoint as given; the request's URL is the same unless
+     * the base URL ends with '/' (the request has one '/' there): then keep our own. */
+    size_t bn = strlen(c->base_url);
+    if (bn && c->base_url[bn - 1] == '/') {
+        sl_buf url;
+        sl__buf_init(&url, 0);
+        if (sl__buf_append(&url, c->base_url, bn) ||
+            sl__buf_append_str(&url, sl_request_endpoint(req))) {
+            sl__buf_free(&url);
+            goto fail;
+        }
+        call->url = sl__buf_steal(&url);
+    }
     /* Every attempt sends the same bytes: build them now, which also refuses a request
      * that cannot be built here rather than from the loop. */
     rc = sl__openai_build_body(c->base_url, req, &call->hr);

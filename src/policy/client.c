@@ -14,6 +14,7 @@
 #define DEFAULT_FIRST_BYTE_MS 120000
 #define DEFAULT_IDLE_MS       120000
 #define DEFAULT_MAX_RESPONSE  (8u << 20)
+#define SPARE_PARSERS         64
 
 void sl_client_opts_init(sl_client_opts *o)
 {
@@ -89,6 +90,9 @@ int sl_client_new(uv_loop_t *loop, const sl_client_opts *o, sl_client **out)
     c->env.api_key = c->api_key;
     c->env.user_agent = c->user_agent;
     c->env.max_response_bytes = c->o.max_response_bytes;
+    /* parsers for as many calls as usually end between two starts; without it each
+     * attempt makes its own */
+    c->env.spares = sl__openai_spares_new(SPARE_PARSERS);
     /* The request headers are the same for every call: made once (without them, each
      * attempt makes its own). */
     for (int s = 0; s < 2; s++) {
@@ -133,6 +137,7 @@ void sl_client_free(sl_client *c)
     while (!sl__list_empty(&c->calls))
         sl__call_abort(sl__call_of(c->calls.next));
     sl__httpc_free(c->http);
+    sl__openai_spares_close(c->env.spares); /* the last attempt still out frees it */
     if (c->own_loop) {
         /* a stream's callbacks may have left uv_stop() set: run until really empty */
         while (uv_run(c->loop, UV_RUN_DEFAULT) != 0)

@@ -1,7 +1,7 @@
-/* fuzz_jsontok.c — the tokenizer against jansson on arbitrary bytes: it accepts exactly
- * what sl__json_parse accepts, the value its tokens describe (strings unescaped, integers
- * read, the last of repeated keys) equals jansson's tree, and sl__jtok_write writes the
- * same bytes as sl__json_write of that tree. */
+/* fuzz_jsontok.c — the tokenizer against jansson on arbitrary bytes: it (and the checker,
+ * with the same verdict) accepts exactly what sl__json_parse accepts, the value its tokens
+ * describe (strings unescaped, integers read, the last of repeated keys) equals jansson's
+ * tree, and sl__jtok_write writes the same bytes as sl__json_write of that tree. */
 #include <jansson.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -92,7 +92,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sl_jtoks t;
     sl__jtoks_init(&t);
     int got = sl__jtok_parse(&t, p, size, 0);
-    if ((want == 0) != (got == 0))
+    if ((want == 0) != (got == 0) || sl__jtok_check(p, size, 0) != got)
         abort();
     if (got == 0) {
         if (t.n == 0 || t.v[0].start + t.v[0].len > size || t.v[0].next != t.n)

@@ -1,4 +1,4 @@
-/* test_buf.c — sl_buf: growth, the hard cap, consume, printf. */
+/* test_buf.c — sl_buf: growth, the hard cap, consume, printf, integers. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -42,6 +42,54 @@ static void test_growth(void **state)
     assert_int_equal(b.len, 10000);
     assert_true(b.cap > 10000);
     sl__buf_reset(&b);
+    assert_int_equal(b.len, 0);
+    sl__buf_free(&b);
+}
+
+/* printf formats into the room there is, and again after growing when it does not fit */
+static void test_printf_room(void **state)
+{
+    sl_buf b;
+    sl__buf_init(&b, 0);
+    assert_int_equal(sl__buf_printf(&b, "%s", "a"), 0); /* no memory yet */
+    assert_int_equal(b.cap, 64);
+    char big[100];
+    memset(big, 'y', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    assert_int_equal(sl__buf_printf(&b, "<%s>", big), 0); /* longer than the room */
+    assert_int_equal(b.len, 102);
+    assert_int_equal(b.data[0], 'a');
+    assert_int_equal(b.data[1], '<');
+    assert_int_equal(b.data[101], '>');
+    assert_int_equal(b.data[102], '\0');
+    assert_int_equal(sl__buf_printf(&b, "%d", 7), 0); /* fits */
+    assert_string_equal(b.data + 102, "7");
+    sl__buf_free(&b);
+
+    sl__buf_init(&b, 4); /* the cap holds even when the room would not */
+    assert_int_equal(sl__buf_printf(&b, "%d", 123), 0);
+    assert_int_equal(sl__buf_printf(&b, "%d", 45), SL_ELIMIT);
+    assert_int_equal(b.len, 3);
+    assert_string_equal(b.data, "123");
+    sl__buf_free(&b);
+}
+
+static void test_append_int(void **state)
+{
+    static const long long v[] = {0, 7, -7, 10, 1234567890123LL, INT64_MAX, INT64_MIN};
+    sl_buf b, want;
+    sl__buf_init(&b, 0);
+    sl__buf_init(&want, 0);
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        assert_int_equal(sl__buf_append_int(&b, v[i]), 0);
+        assert_int_equal(sl__buf_printf(&want, "%lld", v[i]), 0);
+        assert_int_equal(b.len, want.len);
+        assert_string_equal(b.data, want.data);
+    }
+    sl__buf_free(&b);
+    sl__buf_free(&want);
+    sl__buf_init(&b, 2);
+    assert_int_equal(sl__buf_append_int(&b, -10), SL_ELIMIT);
     assert_int_equal(b.len, 0);
     sl__buf_free(&b);
 }
@@ -98,10 +146,9 @@ static void test_json_escape(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_append_and_cap),
-        cmocka_unit_test(test_growth),
-        cmocka_unit_test(test_json_depth_cap),
-        cmocka_unit_test(test_json_escape),
+        cmocka_unit_test(test_append_and_cap), cmocka_unit_test(test_growth),
+        cmocka_unit_test(test_printf_room),    cmocka_unit_test(test_append_int),
+        cmocka_unit_test(test_json_depth_cap), cmocka_unit_test(test_json_escape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

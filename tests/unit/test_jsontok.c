@@ -9,6 +9,7 @@
 
 #include "base/json.h"
 #include "base/jsontok.h"
+#include "base/jsonw.h"
 
 static int parse(sl_jtoks *t, const char *s)
 {
@@ -185,6 +186,8 @@ static void test_accepts_what_jansson_accepts(void **state)
         int got = sl__jtok_parse(&t, cases[i].text, n, 0) == 0;
         if (got != cases[i].ok)
             fail_msg("case %zu: got %d", i, got);
+        if ((sl__jtok_check(cases[i].text, n, 0) == 0) != cases[i].ok)
+            fail_msg("case %zu: the checker disagrees", i);
     }
     sl__jtoks_free(&t);
 }
@@ -199,9 +202,42 @@ static void test_depth(void **state)
         memset(deep + d, ']', (size_t)d);
         int want = d <= SL_JSON_MAX_DEPTH ? 0 : SL_ELIMIT;
         assert_int_equal(sl__jtok_parse(&t, deep, 2 * (size_t)d, 0), want);
+        assert_int_equal(sl__jtok_check(deep, 2 * (size_t)d, 0), want);
     }
     assert_int_equal(sl__jtok_parse(&t, "[[[1]]]", 7, 2), SL_ELIMIT);
     assert_int_equal(sl__jtok_parse(&t, "[[[1]]]", 7, 3), 0);
+    assert_int_equal(sl__jtok_check("[[[1]]]", 7, 2), SL_ELIMIT);
+    assert_int_equal(sl__jtok_check("[{\"a\":[1]}]", 11, 3), 0);
+    assert_int_equal(sl__jtok_check("[{\"a\":[1]}]", 11, 2), SL_ELIMIT);
+    sl__jtoks_free(&t);
+}
+
+/* Written back exactly as jsonw writes jansson's tree of the same text. */
+static void test_write(void **state)
+{
+    static const char *const texts[] = {
+        "[-0,-1,0,-10,12,9223372036854775807,-9223372036854775808]",
+        "[\"plain\",\"a\\/b\",\"\\u00e9\\n\",\"\",\"\xc3\xa9\"]",
+        " { \"b\" : 1 , \"a\" : [ true , false , null ] , \"b\" : 2.50 } ",
+        "{\"usage\":{\"prompt_tokens\":6,\"total_tokens\":31}}",
+    };
+    sl_jtoks t;
+    sl__jtoks_init(&t);
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        json_t *v = NULL;
+        assert_int_equal(sl__json_parse(texts[i], strlen(texts[i]), 0, &v, NULL, 0), 0);
+        assert_int_equal(parse(&t, texts[i]), 0);
+        sl_buf a, b;
+        sl__buf_init(&a, 0);
+        sl__buf_init(&b, 0);
+        assert_int_equal(sl__jtok_write(&a, &t, 0), 0);
+        assert_int_equal(sl__json_write(&b, v), 0);
+        assert_int_equal(a.len, b.len);
+        assert_memory_equal(a.data, b.data, a.len);
+        sl__buf_free(&a);
+        sl__buf_free(&b);
+        json_decref(v);
+    }
     sl__jtoks_free(&t);
 }
 
@@ -210,7 +246,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_layout),  cmocka_unit_test(test_repeated_names),
         cmocka_unit_test(test_strings), cmocka_unit_test(test_accepts_what_jansson_accepts),
-        cmocka_unit_test(test_depth),
+        cmocka_unit_test(test_depth),   cmocka_unit_test(test_write),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,6 @@
 /* test_openai.c — the OpenAI adapter without I/O: request building, a stream fed in
- * every split giving the same deltas and body, several choices, caps, error bodies. */
+ * every split giving the same deltas and body, several choices, caps, error bodies, and
+ * chunks read through the last one exactly as when read in full. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -285,12 +286,270 @@ static void test_error_message(void **state)
 #undef EM
 }
 
+/* ---- chunks read through the last one ----------------------------------------------- */
+
+/* One reading of a stream: every feed's value, the deltas and the result. */
+typedef struct reading {
+    sink s;
+    sl_buf rcs;
+    int finish_rc;
+    size_t shortcuts;
+    sl_openai_out out;
+    char *body, *message, *text, *reasoning, *finish_reason;
+} reading;
+
+static char *dup_str(sl_str s)
+{
+    char *d = malloc(s.len + 1);
+    assert_non_null(d);
+    if (s.len)
+        memcpy(d, s.ptr, s.len);
+    d[s.len] = '\0';
+    return d;
+}
+
+/* spares: where the parser comes from and goes back to (NULL: a new one, freed) */
+static void read_from(reading *r, sl_openai_spares *spares, sl_openai_kind kind, size_t max_event,
+                      const char *text, size_t n, size_t step, int shortcut, int stop_at)
+{
+    memset(r, 0, sizeof *r);
+    sl__buf_init(&r->s.log, 0);
+    sl__buf_init(&r->rcs, 0);
+    r->s.stop_at = stop_at;
+    sl_openai_parser *p = sl__openai_parser_take(spares, kind, max_event, on_delta, &r->s);
+    sl__openai_parser_shortcut(p, shortcut);
+    for (size_t i = 0; i < n; i += step) {
+        int rc = sl__openai_feed(p, text + i, n - i < step ? n - i : step);
+        sl__buf_printf(&r->rcs, "%d,", rc);
+    }
+    r->finish_rc = sl__openai_finish(p);
+    r->shortcuts = sl__openai_parser_shortcuts(p);
+    r->out = *sl__openai_out(p);
+    r->body = dup_str(r->out.body);
+    r->message = dup_str((sl_str){r->out.message, strlen(r->out.message)});
+    r->text = dup_str(r->out.text);
+    r->reasoning = dup_str(r->out.reasoning);
+    r->finish_reason = r->out.finish_reason ? strdup(r->out.finish_reason) : NULL;
+    sl__openai_parser_give(spares, p);
+}
+
+static void read_stream(reading *r, sl_openai_kind kind, const char *text, size_t n, size_t step,
+                        int shortcut, int stop_at)
+{
+    read_from(r, NULL, kind, 0, text, n, step, shortcut, stop_at);
+}
+
+static void same_reading(const reading *a, const reading *b)
+{
+    assert_string_equal(a->s.log.data ? a->s.log.data : "", b->s.log.data ? b->s.log.data : "");
+    assert_string_equal(a->rcs.data, b->rcs.data);
+    assert_int_equal(a->finish_rc, b->finish_rc);
+    assert_int_equal(a->out.error, b->out.error);
+    assert_string_equal(a->message, b->message);
+    assert_int_equal(a->out.error_status, b->out.error_status);
+    assert_string_equal(a->body, b->body);
+    assert_string_equal(a->text, b->text);
+    assert_string_equal(a->reasoning, b->reasoning);
+    if (a->finish_reason || b->finish_reason)
+        assert_string_equal(a->finish_reason ? a->finish_reason : "-",
+                            b->finish_reason ? b->finish_reason : "-");
+    assert_memory_equal(&a->out.usage, &b->out.usage, sizeof a->out.usage);
+    assert_int_equal(a->out.saw_done, b->out.saw_done);
+}
+
+static void reading_free(reading *r)
+{
+    sl__buf_free(&r->s.log);
+    sl__buf_free(&r->rcs);
+    free(r->body);
+    free(r->message);
+    free(r->text);
+    free(r->reasoning);
+    free(r->finish_reason);
+}
+
+/* The stream read with and without templates, in several splits: the same in every way.
+ * Returns how many chunks went through a template when fed whole. */
+static size_t same_both_ways(sl_openai_kind kind, const char *text, int stop_at)
+{
+    size_t n = strlen(text), used = 0;
+    static const size_t steps[] = {0, 1, 7, 64};
+    for (size_t k = 0; k < sizeof steps / sizeof steps[0]; k++) {
+        size_t step = steps[k] ? steps[k] : n;
+        reading a, b;
+        read_stream(&a, kind, text, n, step, 1, stop_at);
+        read_stream(&b, kind, text, n, step, 0, stop_at);
+        assert_int_equal(b.shortcuts, 0);
+        same_reading(&a, &b);
+        if (k == 0)
+            used = a.shortcuts;
+        reading_free(&a);
+        reading_free(&b);
+    }
+    return used;
+}
+
+#define HEAD                                                                                       \
+    "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":7,\"model\":\"m\","
+#define CH(delta, fr)                                                                              \
+    HEAD "\"choices\":[{\"index\":0,\"delta\":" delta ",\"logprobs\":null,\"finish_reason\":" fr   \
+         "}]}\n\n"
+
+static void test_templates(void **state)
+{
+    /* the usual stream: role first, then texts (escaped ones too), then the end */
+    const char *usual = CH("{\"role\":\"assistant\",\"content\":\"\"}", "null")
+        CH("{\"content\":\"Hel\"}", "null") CH("{\"content\":\"lo\"}", "null")
+            CH("{\"content\":\"\"}", "null") CH("{\"content\":\", \\\"w\\u00e9\\\"\\n\"}", "null")
+                CH("{\"content\":\"\\\",\\\"logprobs\\\":1}]}\"}", "null")
+                    CH("{\"content\":\"\\ud83d\\ude00\"}", "null") CH("{}", "\"stop\"") HEAD
+        "\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":"
+        "6,\"total_tokens\":7}}\n\ndata: [DONE]\n\n";
+    assert_int_equal(same_both_ways(SL_OPENAI_CHAT, usual, 0), 5);
+    for (int stop = 1; stop <= 6; stop++) /* the consumer stops at each delta */
+        same_both_ways(SL_OPENAI_CHAT, usual, stop);
+
+    /* a hole that is not a string, not a valid one, or a layout that changes: read in full,
+     * with the errors a full reading gives */
+    const char *bad[] = {
+        CH("{\"content\":\"a\"}", "null") CH("{\"content\":\"b\\q\"}", "null"),
+        CH("{\"content\":\"a\"}", "null") CH("{\"content\":\"b\x01\"}", "null"),
+        CH("{\"content\":\"a\"}", "null") CH("{\"content\":\"\xc3\"}", "null"),
+        CH("{\"content\":\"a\"}", "null") CH("{\"content\":\"b\"\"}", "null"),
+        CH("{\"content\":\"a\"}", "null") CH("{\"content\":\"b\"}", "null") "data: [DONE]\n\n",
+        CH("{\"content\":\"a\"}", "null") CH("{\"content\":\"b\"}", "null")
+            CH("{\"content\":\"c\"}", "\"length\"")
+                CH("{\"content\":\"d\"}", "null") "data: [DONE]\n\n",
+        /* another model, then back: the field follows the last chunk */
+        CH("{\"content\":\"a\"}", "null")
+            CH("{\"content\":\"b\"}",
+               "null") "data: {\"id\":\"c1\",\"model\":\"m2\",\"choices\":[{\"index\":0,\"delta\":{"
+                       "\"content\":\"x\"}}]}\n\n" CH("{\"content\":\"c\"}", "null")
+                           CH("{\"content\":\"d\"}", "\"stop\""),
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        same_both_ways(SL_OPENAI_CHAT, bad[i], 0);
+
+    /* reasoning and content in one chunk: reasoning goes first, whatever the order */
+    const char *both = CH("{\"content\":\"a\",\"reasoning_content\":\"r\"}", "null")
+        CH("{\"content\":\"b\",\"reasoning_content\":\"s\"}", "null")
+            CH("{\"content\":\"c\",\"reasoning_content\":\"\"}", "null")
+                CH("{\"content\":\"\",\"reasoning_content\":\"t\",\"reasoning\":\"u\"}", "null")
+                    CH("{\"content\":\"d\",\"reasoning_content\":\"v\",\"reasoning\":\"w\"}",
+                       "\"stop\"");
+    assert_true(same_both_ways(SL_OPENAI_CHAT, both, 0) >= 2);
+    for (int stop = 1; stop <= 8; stop++)
+        same_both_ways(SL_OPENAI_CHAT, both, stop);
+
+    /* two choices, repeated names, obfuscation padding, text completions */
+    const char *two =
+        "data: {\"choices\":[{\"index\":1,\"delta\":{\"content\":\"x\"}},{\"index\":0,\"delta\":"
+        "{\"content\":\"y\",\"content\":\"z\"}}],\"obfuscation\":\"ab\"}\n\n"
+        "data: {\"choices\":[{\"index\":1,\"delta\":{\"content\":\"1\"}},{\"index\":0,\"delta\":"
+        "{\"content\":\"y\",\"content\":\"3\"}}],\"obfuscation\":\"abcdef\"}\n\n"
+        "data: {\"choices\":[{\"index\":1,\"delta\":{\"content\":\"4\"}},{\"index\":0,\"delta\":"
+        "{\"content\":\"y\",\"content\":\"6\"}}],\"obfuscation\":\"\"}\n\n"
+        "data: [DONE]\n\n";
+    assert_int_equal(same_both_ways(SL_OPENAI_CHAT, two, 0), 2);
+    const char *text = "data: {\"choices\":[{\"text\":\"a\",\"index\":0,\"logprobs\":null}]}\n\n"
+                       "data: {\"choices\":[{\"text\":\"b\",\"index\":0,\"logprobs\":null}]}\n\n"
+                       "data: {\"choices\":[{\"text\":\"c\",\"index\":0,\"logprobs\":null,"
+                       "\"finish_reason\":\"stop\"}]}\n\n";
+    assert_int_equal(same_both_ways(SL_OPENAI_COMPLETIONS, text, 0), 1);
+
+    /* what a template does not cover: logprobs, tool calls, other fields, the same
+     * chunk again */
+    const char *other[] = {
+        "data: {\"choices\":[{\"delta\":{\"content\":\"a\"},\"logprobs\":{\"content\":[1]}}]}\n\n"
+        "data: {\"choices\":[{\"delta\":{\"content\":\"b\"},\"logprobs\":{\"content\":[2]}}]}\n\n"
+        "data: {\"choices\":[{\"delta\":{\"content\":\"c\"},\"logprobs\":{\"content\":[3]}}]}\n\n"
+        "data: [DONE]\n\n",
+        "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":"
+        "\"{\"}}]}}]}\n\n"
+        "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":"
+        "\"}\"}}]}}]}\n\n"
+        "data: [DONE]\n\n",
+        "data: {\"choices\":[{\"delta\":{\"content\":\"a\",\"refusal\":\"r\"},\"seed\":1}]}\n\n"
+        "data: {\"choices\":[{\"delta\":{\"content\":\"b\",\"refusal\":\"s\"},\"seed\":1}]}\n\n"
+        "data: {\"choices\":[{\"delta\":{\"content\":\"c\",\"refusal\":\"t\"},\"seed\":2}]}\n\n"
+        "data: [DONE]\n\n",
+        "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n"
+        "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n"
+        "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n"
+        "data: [DONE]\n\n",
+    };
+    assert_int_equal(same_both_ways(SL_OPENAI_CHAT, other[0], 0), 0);
+    assert_int_equal(same_both_ways(SL_OPENAI_CHAT, other[1], 0), 0);
+    assert_int_equal(same_both_ways(SL_OPENAI_CHAT, other[2], 0), 0);
+    assert_int_equal(same_both_ways(SL_OPENAI_CHAT, other[3], 0), 2);
+}
+
+/* A parser given back and taken again reads exactly as a new one, whatever it read
+ * before (an error, other choices and fields, a large answer, another kind). */
+static void test_reuse(void **state)
+{
+    static char big[80000];
+    if (!big[0]) {
+        /* one chunk with 60000 bytes of text: over what a reused parser keeps */
+        size_t n = (size_t)snprintf(big, sizeof big,
+                                    "data: {\"x\":1,\"choices\":[{\"delta\":{"
+                                    "\"content\":\"");
+        memset(big + n, 'z', 60000);
+        n += 60000;
+        snprintf(big + n, sizeof big - n, "\"}}],\"model\":\"q\"}\n\ndata: [DONE]\n\n");
+    }
+    static const struct {
+        sl_openai_kind kind;
+        size_t max_event;
+        const char *text;
+    } uses[] = {
+        {SL_OPENAI_CHAT, 0, stream},
+        {SL_OPENAI_CHAT, 0,
+         CH("{\"content\":\"a\"}", "null") CH("{\"content\":\"b\"}", "\"stop\"")},
+        {SL_OPENAI_CHAT, 0, "data: {\"choices\":[{\"index\":500,\"delta\":{}}]}\n\n"},
+        {SL_OPENAI_CHAT, 64,
+         "data: {\"choices\":[{\"delta\":{\"content\":\"a much longer text "
+         "than sixty-four bytes can hold\"}}]}\n\n"},
+        {SL_OPENAI_CHAT, 0, "event: error\ndata: {\"error\":{\"message\":\"boom\"}}\n\n"},
+        {SL_OPENAI_COMPLETIONS, 0,
+         "data: {\"choices\":[{\"text\":\"t\",\"index\":2,\"logprobs\":"
+         "{\"tokens\":[\"t\"]},\"finish_reason\":\"length\"}],\"id\":\"q"
+         "\"}\n\n"},
+        {SL_OPENAI_CHAT, 0, big},
+        {SL_OPENAI_CHAT, 0, "data: {\"id\":\"c\",\"choices\":[{\"delta\":{\"content\":\"y\"}}]}"},
+    };
+    size_t nuses = sizeof uses / sizeof uses[0];
+    sl_openai_spares *sp = sl__openai_spares_new(1);
+    assert_non_null(sp);
+    for (size_t i = 0; i < nuses; i++) {
+        for (size_t j = 0; j < nuses; j++) {
+            reading before, a, b;
+            read_from(&before, sp, uses[i].kind, uses[i].max_event, uses[i].text,
+                      strlen(uses[i].text), 13, 1, 0);
+            read_from(&a, sp, uses[j].kind, uses[j].max_event, uses[j].text, strlen(uses[j].text),
+                      13, 1, 0);
+            read_from(&b, NULL, uses[j].kind, uses[j].max_event, uses[j].text, strlen(uses[j].text),
+                      13, 1, 0);
+            same_reading(&a, &b);
+            reading_free(&before);
+            reading_free(&a);
+            reading_free(&b);
+        }
+    }
+    /* closed while a parser is out: freed when it comes back */
+    sl_openai_parser *p = sl__openai_parser_take(sp, SL_OPENAI_CHAT, 0, NULL, NULL);
+    assert_non_null(p);
+    sl__openai_spares_close(sp);
+    sl__openai_parser_give(sp, p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_build),           cmocka_unit_test(test_every_split),
         cmocka_unit_test(test_errors_and_caps), cmocka_unit_test(test_jansson_reading),
         cmocka_unit_test(test_non_stream),      cmocka_unit_test(test_error_message),
+        cmocka_unit_test(test_templates),       cmocka_unit_test(test_reuse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

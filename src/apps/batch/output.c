@@ -21,6 +21,7 @@
 #include "apps/batch/text.h"
 #include "base/clock.h"
 #include "base/json.h"
+#include "base/jsontok.h"
 
 #define BODY_DEPTH      128 /* a body nested deeper is embedded as a string */
 #define LINE_DEPTH      (BODY_DEPTH + 8)
@@ -549,10 +550,27 @@ void sl__batch_output_stats_get(const sl_batch_output *out, sl_batch_output_stat
     *st = out->stats;
 }
 
+/* v in lower-case hex, at least width digits; returns the end. */
+static char *put_hex(char *p, uint64_t v, int width)
+{
+    static const char hex[] = "0123456789abcdef";
+    int digits = 1;
+    while (digits < 16 && v >> (4 * digits))
+        digits++;
+    if (digits < width)
+        digits = width;
+    for (int i = digits - 1; i >= 0; i--)
+        *p++ = hex[(v >> (4 * i)) & 15];
+    return p;
+}
+
 void sl__batch_output_next_req_id(sl_batch_output *out, char *buf)
 {
-    snprintf(buf, SL_BATCH_REQ_ID_LEN, "batch_req_%016" PRIx64 "%08" PRIx64, out->salt,
-             out->counter++);
+    /* "batch_req_%016" PRIx64 "%08" PRIx64, without printf: one per result */
+    memcpy(buf, "batch_req_", 10);
+    char *p = put_hex(buf + 10, out->salt, 16);
+    p = put_hex(p, out->counter++, 8);
+    *p = '\0';
 }
 
 static int append_str_or_null(sl_buf *b, const char *s)
@@ -564,10 +582,8 @@ static int append_body(sl_buf *b, sl_str body)
 {
     if (!body.ptr)
         return sl__buf_append_str(b, "null");
-    json_t *v = NULL;
-    if (sl__json_parse(body.ptr, body.len, BODY_DEPTH, &v, NULL, 0))
+    if (sl__jtok_check(body.ptr, body.len, BODY_DEPTH)) /* what sl__json_parse refuses */
         return sl__batch_json_quote(b, body.ptr, body.len);
-    json_decref(v);
     /* valid JSON: raw CR/LF can only sit between tokens, where a space means the same */
     const char *p = body.ptr;
     size_t n = body.len;
@@ -581,6 +597,8 @@ static int append_body(sl_buf *b, sl_str body)
     int rc = sl__buf_append(b, p, n);
     if (rc)
         return rc;
+    if (!memchr(b->data + start, '\n', n) && !memchr(b->data + start, '\r', n))
+        return 0; /* the usual case: a compact body */
     for (size_t i = start; i < b->len; i++)
         if (b->data[i] == '\n' || b->data[i] == '\r')
             b->data[i] = ' ';
@@ -601,7 +619,11 @@ int sl__batch_result_line(sl_buf *b, const char *req_id, const sl_batch_result *
     if (!rc && r->status_code == 0)
         rc = sl__buf_append_str(b, "null");
     else if (!rc) {
-        rc = sl__buf_printf(b, "{\"status_code\":%d,\"request_id\":", r->status_code);
+        rc = sl__buf_append_str(b, "{\"status_code\":");
+        if (!rc)
+            rc = sl__buf_append_int(b, r->status_code);
+        if (!rc)
+            rc = sl__buf_append_str(b, ",\"request_id\":");
         if (!rc)
             rc = append_str_or_null(b, r->request_id);
         if (!rc)
