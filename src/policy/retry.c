@@ -40,6 +40,12 @@ void sl__retry_start(sl_retry_state *s, double now_ms)
     s->start_ms = now_ms;
 }
 
+void sl__retry_keep(sl_retry_state *s, sl_retry_attempt *rec, int cap)
+{
+    s->rec = rec;
+    s->rec_cap = rec ? cap : 0;
+}
+
 static int status_retryable(int status)
 {
     return status == 408 || status == 409 || status == 429 || (status >= 500 && status <= 599);
@@ -83,7 +89,7 @@ double sl__retry_ceiling(const sl_retry_opts *o, int k)
 
 static void record(sl_retry_state *s, int err, int status, double now_ms, double delay)
 {
-    if (s->count < SL_RETRY_RECORDED) {
+    if (s->count < s->rec_cap) {
         sl_retry_attempt *a = &s->rec[s->count];
         a->error = err;
         a->http_status = status;
@@ -96,7 +102,7 @@ static void record(sl_retry_state *s, int err, int status, double now_ms, double
 /* Set the delay of the attempt just recorded (the last one). */
 static void set_last_delay(sl_retry_state *s, double delay)
 {
-    if (s->count >= 1 && s->count <= SL_RETRY_RECORDED)
+    if (s->count >= 1 && s->count <= s->rec_cap)
         s->rec[s->count - 1].delay_ms = delay;
 }
 

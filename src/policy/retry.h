@@ -49,13 +49,18 @@ typedef struct sl_retry_attempt {
 
 typedef struct sl_retry_state {
     double start_ms; /* start of the first attempt: the budget's origin */
-    int count;       /* attempts recorded (may exceed SL_RETRY_RECORDED) */
+    int count;       /* attempts seen (may exceed what rec holds) */
     sl_retry_reason reason;
-    sl_retry_attempt rec[SL_RETRY_RECORDED]; /* the first SL_RETRY_RECORDED attempts */
+    sl_retry_attempt *rec; /* the first rec_cap attempts, or NULL: see sl__retry_keep */
+    int rec_cap;
 } sl_retry_state;
 
-/* Reset s for a new call whose first attempt starts at now_ms. */
+/* Reset s for a new call whose first attempt starts at now_ms. Nothing is recorded
+ * unless the caller hands over storage with sl__retry_keep (a call keeps its own log:
+ * a record per state would cost every running call ~400 bytes). */
 void sl__retry_start(sl_retry_state *s, double now_ms);
+/* Record the first cap attempts in rec (owned by the caller, outliving s's use). */
+void sl__retry_keep(sl_retry_state *s, sl_retry_attempt *rec, int cap);
 
 /* 1 if an attempt that ended with (err, http_status) is worth retrying:
  *   SL_ETRANSPORT, SL_ETIMEDOUT, SL_EPROTO (e.g. a stream cut mid-way): yes, whatever the

@@ -9,6 +9,15 @@
 #include "policy/retry.h"
 #include <sluice/common.h>
 
+/* A state that records its attempts (the call layer keeps its own log and does not). */
+static void start_kept(sl_retry_state *s, double now)
+{
+    static sl_retry_attempt pool[8][SL_RETRY_RECORDED];
+    static int next;
+    sl__retry_start(s, now);
+    sl__retry_keep(s, pool[next++ % 8], SL_RETRY_RECORDED);
+}
+
 static void test_defaults(void **state)
 {
     sl_retry_opts o;
@@ -94,7 +103,7 @@ static void test_backoff_bounds_and_spread(void **state)
     for (int n = 0; n < DRAWS; n++) {
         sl_retry_state s;
         double now = 0, delay;
-        sl__retry_start(&s, now);
+        start_kept(&s, now);
         for (int k = 0; k < RETRIES; k++) {
             assert_int_equal(sl__retry_next(&o, &s, SL_ETRANSPORT, 0, -1, now, &rng, &delay), 1);
             double ceil = sl__retry_ceiling(&o, k);
@@ -125,9 +134,9 @@ static void test_seed_determinism(void **state)
     double a[4], b[4], c[4];
     uint64_t r1 = 7, r2 = 7, r3 = 8;
     sl_retry_state s1, s2, s3;
-    sl__retry_start(&s1, 0);
-    sl__retry_start(&s2, 0);
-    sl__retry_start(&s3, 0);
+    start_kept(&s1, 0);
+    start_kept(&s2, 0);
+    start_kept(&s3, 0);
     for (int k = 0; k < 4; k++) {
         assert_int_equal(sl__retry_next(&o, &s1, SL_ETIMEDOUT, 0, -1, 0, &r1, &a[k]), 1);
         assert_int_equal(sl__retry_next(&o, &s2, SL_ETIMEDOUT, 0, -1, 0, &r2, &b[k]), 1);
@@ -146,7 +155,7 @@ static void test_retry_after(void **state)
     double d;
 
     /* larger than any jitter at k=0 (< 500): exactly the provider's value */
-    sl__retry_start(&s, 0);
+    start_kept(&s, 0);
     assert_int_equal(sl__retry_next(&o, &s, SL_EHTTP, 429, 7000, 10, &rng, &d), 1);
     assert_true(d == 7000);
     assert_true(s.rec[0].delay_ms == 7000);
@@ -159,15 +168,15 @@ static void test_retry_after(void **state)
 
     /* Retry-After 0 only raises: the jitter stays (every draw in [0, 500)) */
     for (int i = 0; i < 50; i++) {
-        sl__retry_start(&s, 0);
+        start_kept(&s, 0);
         uint64_t r2 = (uint64_t)i, r3 = (uint64_t)i;
         double plain;
         assert_int_equal(sl__retry_next(&o, &s, SL_EHTTP, 429, 0, 0, &r2, &d), 1);
-        sl__retry_start(&s, 0);
+        start_kept(&s, 0);
         assert_int_equal(sl__retry_next(&o, &s, SL_EHTTP, 429, -1, 0, &r3, &plain), 1);
         assert_true(d == plain);
         /* a Retry-After of 300 gives max(jitter, 300) */
-        sl__retry_start(&s, 0);
+        start_kept(&s, 0);
         r2 = (uint64_t)i;
         assert_int_equal(sl__retry_next(&o, &s, SL_EHTTP, 429, 300, 0, &r2, &d), 1);
         assert_true(d == (plain > 300 ? plain : 300));
@@ -175,7 +184,7 @@ static void test_retry_after(void **state)
 
     /* not honoured: plain jitter */
     o.honour_retry_after = 0;
-    sl__retry_start(&s, 0);
+    start_kept(&s, 0);
     assert_int_equal(sl__retry_next(&o, &s, SL_EHTTP, 429, 7000, 0, &rng, &d), 1);
     assert_true(d >= 0 && d < 500);
 }
@@ -193,28 +202,28 @@ static void test_budget(void **state)
 
     /* jitter is cut to the remaining budget: 200 ms left at 5800 (start 1000) */
     for (int i = 0; i < 200; i++) {
-        sl__retry_start(&s, 1000);
+        start_kept(&s, 1000);
         assert_int_equal(sl__retry_next(&o, &s, SL_ETRANSPORT, 0, -1, 5800, &rng, &d), 1);
         assert_true(d >= 0 && d <= 200);
     }
     /* budget used up */
-    sl__retry_start(&s, 1000);
+    start_kept(&s, 1000);
     assert_int_equal(sl__retry_next(&o, &s, SL_ETRANSPORT, 0, -1, 6000, &rng, &d), 0);
     assert_int_equal(s.reason, SL_RETRY_BUDGET);
     assert_string_equal(sl__retry_reason_name(s.reason), "retry budget exhausted");
     assert_true(d == -1);
     assert_int_equal(s.count, 1);
     /* Retry-After beyond the remaining budget: give up now */
-    sl__retry_start(&s, 0);
+    start_kept(&s, 0);
     assert_int_equal(sl__retry_next(&o, &s, SL_EHTTP, 429, 1001, 4000, &rng, &d), 0);
     assert_int_equal(s.reason, SL_RETRY_BUDGET);
     /* exactly the remaining budget: allowed */
-    sl__retry_start(&s, 0);
+    start_kept(&s, 0);
     assert_int_equal(sl__retry_next(&o, &s, SL_EHTTP, 429, 1000, 4000, &rng, &d), 1);
     assert_true(d == 1000);
     /* no budget: never a reason */
     o.budget_ms = 0;
-    sl__retry_start(&s, 0);
+    start_kept(&s, 0);
     assert_int_equal(sl__retry_next(&o, &s, SL_EHTTP, 429, 1000, 1e9, &rng, &d), 1);
 }
 
@@ -226,7 +235,7 @@ static void test_attempts_recorded(void **state)
     uint64_t rng = 5;
     sl_retry_state s;
     double d1, d2, d3;
-    sl__retry_start(&s, 100);
+    start_kept(&s, 100);
     assert_int_equal(s.count, 0);
     assert_int_equal(s.reason, SL_RETRY_NONE);
     assert_int_equal(sl__retry_next(&o, &s, SL_ETRANSPORT, 0, -1, 150, &rng, &d1), 1);
@@ -248,7 +257,7 @@ static void test_attempts_recorded(void **state)
     assert_true(s.rec[2].delay_ms == -1);
 
     /* not retryable: one attempt, reason says so */
-    sl__retry_start(&s, 0);
+    start_kept(&s, 0);
     assert_int_equal(sl__retry_next(&o, &s, SL_EHTTP, 401, -1, 10, &rng, &d1), 0);
     assert_int_equal(s.reason, SL_RETRY_NOT_RETRYABLE);
     assert_string_equal(sl__retry_reason_name(s.reason), "not retryable");
@@ -256,7 +265,7 @@ static void test_attempts_recorded(void **state)
     assert_int_equal(sl__retry_next(&o, &s, SL_ECANCELED, 0, -1, 10, &rng, &d1), 0);
 
     /* success after a retry */
-    sl__retry_start(&s, 0);
+    start_kept(&s, 0);
     assert_int_equal(sl__retry_next(&o, &s, SL_ETIMEDOUT, 0, -1, 10, &rng, &d1), 1);
     sl__retry_record_ok(&s, 200, 700);
     assert_int_equal(s.count, 2);
@@ -267,11 +276,11 @@ static void test_attempts_recorded(void **state)
 
     /* max_attempts 1: no retry at all; 0 or negative count as 1 */
     o.max_attempts = 1;
-    sl__retry_start(&s, 0);
+    start_kept(&s, 0);
     assert_int_equal(sl__retry_next(&o, &s, SL_ETIMEDOUT, 0, -1, 10, &rng, &d1), 0);
     assert_int_equal(s.reason, SL_RETRY_ATTEMPTS);
     o.max_attempts = 0;
-    sl__retry_start(&s, 0);
+    start_kept(&s, 0);
     assert_int_equal(sl__retry_next(&o, &s, SL_ETIMEDOUT, 0, -1, 10, &rng, &d1), 0);
 }
 
@@ -283,7 +292,7 @@ static void test_many_attempts_bounded_record(void **state)
     uint64_t rng = 3;
     sl_retry_state s;
     double d;
-    sl__retry_start(&s, 0);
+    start_kept(&s, 0);
     for (int i = 0; i < 39; i++)
         assert_int_equal(sl__retry_next(&o, &s, SL_EHTTP, 500 + i, -1, i, &rng, &d), 1);
     assert_int_equal(sl__retry_next(&o, &s, SL_EHTTP, 599, -1, 40, &rng, &d), 0);
@@ -293,10 +302,30 @@ static void test_many_attempts_bounded_record(void **state)
     assert_true(s.rec[SL_RETRY_RECORDED - 1].delay_ms >= 0);
 }
 
+/* Without storage nothing is recorded, and everything else works the same. */
+static void test_no_record_without_storage(void **state)
+{
+    sl_retry_state s;
+    sl__retry_start(&s, 0);
+    assert_null(s.rec);
+    sl_retry_opts o;
+    sl__retry_opts_init(&o);
+    o.max_attempts = 3;
+    uint64_t rng = 1;
+    double d = -1;
+    assert_int_equal(sl__retry_next(&o, &s, SL_ETRANSPORT, 0, -1, 100, &rng, &d), 1);
+    assert_true(d >= 0);
+    assert_int_equal(s.count, 1);
+    sl__retry_record_ok(&s, 200, 900);
+    assert_int_equal(s.count, 2);
+    assert_null(s.rec);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_no_record_without_storage),
         cmocka_unit_test(test_retryable_matrix),
         cmocka_unit_test(test_rand_reference),
         cmocka_unit_test(test_ceiling),
