@@ -23,6 +23,7 @@
 /* ---- client lifetime -------------------------------------------------------------- */
 
 static void teardown(sl_httpc *h);
+static int proxy_in_env(void);
 
 void sl__httpc_enter(sl_httpc *h)
 {
@@ -90,6 +91,7 @@ int sl__httpc_new(uv_loop_t *loop, const sl_httpc_opts *o, sl_httpc **out)
     if (!h->o.max_header_bytes)
         h->o.max_header_bytes = DEFAULT_MAX_HEADER_BYTES;
     h->loop = loop;
+    h->proxied = proxy_in_env();
     sl__list_init(&h->tasks);
     sl__list_init(&h->batch);
     uv_timer_init(loop, &h->defer_timer);
@@ -213,13 +215,27 @@ static int is_plain_http(const char *url)
     return !strncasecmp(url, "http://", 7);
 }
 
+/* A proxy named in the environment (libcurl's variables for http:// URLs): libcurl then
+ * carries plain http:// too, so the proxy and its no_proxy list apply as they always did. */
+static int proxy_in_env(void)
+{
+    static const char *const vars[] = {"http_proxy", "all_proxy", "ALL_PROXY"};
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && *v)
+            return 1;
+    }
+    return 0;
+}
+
 int sl__httpc_start(sl_httpc *h, const sl_httpc_req_opts *o, sl_httpc_req **out)
 {
     *out = NULL;
     if (!h || h->dying || !o || !o->url || !o->on_done)
         return SL_EINVAL;
     int rc;
-    if (h->o.transport != SL_HTTPC_CURL && is_plain_http(o->url)) {
+    if (h->o.transport != SL_HTTPC_CURL && is_plain_http(o->url) &&
+        (h->o.transport == SL_HTTPC_H1 || !h->proxied)) {
         if (!h->h1 && (rc = sl__h1c_new(h, &h->h1)))
             return rc;
         return sl__h1c_start(h->h1, o, out);

@@ -41,7 +41,8 @@ typedef struct sl_httpc_headers sl_httpc_headers;
 
 /* sl_httpc_opts.transport */
 enum {
-    SL_HTTPC_AUTO = 0, /* http:// by our HTTP/1.1 client, everything else by libcurl */
+    SL_HTTPC_AUTO = 0, /* http:// by our HTTP/1.1 client, everything else by libcurl (and
+                          http:// too when http_proxy, all_proxy or ALL_PROXY is set) */
     SL_HTTPC_H1 = 1,   /* http:// only: any other URL is SL_EINVAL */
     SL_HTTPC_CURL = 2  /* every URL by libcurl */
 };

@@ -40,6 +40,7 @@ struct sl_httpc {
     sl_httpc_headers *header_sets;
     sl_h1c *h1;     /* made on the first http:// request */
     sl_curlc *curl; /* made on the first request libcurl carries */
+    int proxied;    /* a proxy is set in the environment: libcurl carries http:// too */
     int busy;       /* > 0 while one of our libuv callbacks runs */
     int dying;      /* sl__httpc_free was called inside a callback */
 };

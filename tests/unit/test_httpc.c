@@ -879,6 +879,33 @@ static void test_url_checks(void **state)
     sl__httpc_free(h);
 }
 
+/* With http_proxy set, plain http:// goes to the proxy (through libcurl, whatever the
+ * default transport): the proxy gets the absolute URL. */
+static void test_proxy_from_env(void **state)
+{
+    static const ss_step s0[] = {SS_STEP_READ, SS_STEP_SEND(OK_HEAD "Content-Length: 2\r\n\r\nok"),
+                                 SS_STEP_END};
+    static const ss_step *const scripts[] = {s0};
+    ss_server *ss;
+    assert_int_equal(ss_start(&loop, scripts, 1, &ss), 0);
+    char proxy[64];
+    snprintf(proxy, sizeof proxy, "http://127.0.0.1:%d", ss_port(ss));
+    setenv("http_proxy", proxy, 1); /* libcurl reads it when the transfer starts */
+    sl_httpc *h = client(0, 0, 0);
+    rec x = {0};
+    x.free_in_done = 1;
+    start(h, "http://upstream.invalid:8080/v1/x", &x);
+    run_until(&x.dones);
+    unsetenv("http_proxy");
+    assert_int_equal(x.err, 0);
+    assert_memory_equal(x.body, "ok", 2);
+    const char *req = ss_request(ss, 0);
+    assert_non_null(req);
+    assert_true(!strncmp(req, "POST http://upstream.invalid:8080/v1/x HTTP/1.1\r\n", 49));
+    sl__httpc_free(h);
+    ss_free(ss);
+}
+
 static void test_duration_parsing(void **state)
 {
 #define D(s) sl__httpc_parse_duration_ms(s, strlen(s))
@@ -970,6 +997,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_host_cap_and_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause_with_bytes_read, setup, teardown),
         cmocka_unit_test_setup_teardown(test_url_checks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proxy_from_env, setup, teardown),
         cmocka_unit_test(test_duration_parsing),
         cmocka_unit_test_setup_teardown(test_defer, setup, teardown),
     };
