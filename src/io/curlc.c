@@ -88,14 +88,10 @@ struct creq {
     sl_httpc_data_cb on_data;
     sl_httpc_done_cb on_done;
     void *user;
-    long first_byte_ms, idle_ms, total_ms;
-    uint64_t t_start, t_sent, t_last_rx; /* uv_now() */
+    sl_httpc_clock clk; /* first-byte / idle / total deadlines */
     unsigned in_multi : 1;
     unsigned need_add : 1;
-    unsigned sent : 1;
-    unsigned got_byte : 1;
     unsigned head_done : 1;
-    unsigned paused : 1;
     unsigned resume_wanted : 1;
     unsigned canceled : 1;
     unsigned freed : 1;
@@ -554,72 +550,21 @@ static void deliver_done(creq *r, int err, const char *msg)
         finalize(r);
 }
 
-/* The earliest deadline in force (uv_now() time), or UINT64_MAX; *what names it. */
-static uint64_t next_deadline(const creq *r, const char **what, long *ms)
-{
-    uint64_t d = UINT64_MAX;
-    if (r->total_ms > 0) {
-        d = r->t_start + (uint64_t)r->total_ms;
-        *what = "total";
-        *ms = r->total_ms;
-    }
-    if (r->paused)
-        return d;
-    if (r->got_byte) {
-        if (r->idle_ms > 0 && r->t_last_rx + (uint64_t)r->idle_ms < d) {
-            d = r->t_last_rx + (uint64_t)r->idle_ms;
-            *what = "idle";
-            *ms = r->idle_ms;
-        }
-    } else if (r->sent && r->first_byte_ms > 0 && r->t_sent + (uint64_t)r->first_byte_ms < d) {
-        d = r->t_sent + (uint64_t)r->first_byte_ms;
-        *what = "first";
-        *ms = r->first_byte_ms;
-    }
-    return d;
-}
-
 static void on_req_timer(uv_timer_t *t);
 
 static void arm(creq *r)
 {
-    if (r->done || r->canceled || r->freed) {
-        uv_timer_stop(&r->timer);
-        return;
-    }
-    const char *what = "";
-    long ms = 0;
-    uint64_t d = next_deadline(r, &what, &ms);
-    if (d == UINT64_MAX) {
-        uv_timer_stop(&r->timer);
-        return;
-    }
-    uint64_t now = uv_now(r->h->loop);
-    uv_timer_start(&r->timer, on_req_timer, d > now ? d - now : 0, 0);
+    sl__httpc_clock_arm(&r->timer, &r->clk, !(r->done || r->canceled || r->freed), on_req_timer);
 }
 
-/* Data resets the idle clock by moving t_last_rx only; the timer notices when it fires
- * and sleeps again for the rest, so a busy stream costs no timer updates. */
 static void on_req_timer(uv_timer_t *t)
 {
     creq *r = t->data;
     sl_curlc *h = r->h;
-    const char *what = "";
-    long ms = 0;
-    uint64_t d = next_deadline(r, &what, &ms);
-    uint64_t now = uv_now(h->loop);
-    if (d == UINT64_MAX || d > now) {
-        arm(r);
-        return;
-    }
-    enter(h);
     char msg[128];
-    if (!strcmp(what, "first"))
-        snprintf(msg, sizeof msg, "no response within %ld ms", ms);
-    else if (!strcmp(what, "idle"))
-        snprintf(msg, sizeof msg, "no data for %ld ms", ms);
-    else
-        snprintf(msg, sizeof msg, "not complete within %ld ms", ms);
+    if (!sl__httpc_clock_expired(t, &r->clk, on_req_timer, "", msg, sizeof msg))
+        return;
+    enter(h);
     remove_now(r); /* incomplete: libcurl closes the connection */
     deliver_done(r, SL_ETIMEDOUT, msg);
     leave(h);
@@ -627,9 +572,9 @@ static void on_req_timer(uv_timer_t *t)
 
 static void note_rx(creq *r)
 {
-    r->t_last_rx = uv_now(r->h->loop);
-    if (!r->got_byte) {
-        r->got_byte = 1;
+    r->clk.t_last_rx = uv_now(r->h->loop);
+    if (!r->clk.got_byte) {
+        r->clk.got_byte = 1;
         r->head.first_byte_ms = sl__clock_ms();
         arm(r); /* the idle deadline may be sooner than the first-byte one */
     }
@@ -646,8 +591,8 @@ static void set_abort(creq *r, int err, const char *msg)
 static int on_curl_prereq(void *ud, char *ip, char *local_ip, int port, int local_port)
 {
     creq *r = ud;
-    r->sent = 1;
-    r->t_sent = uv_now(r->h->loop);
+    r->clk.sent = 1;
+    r->clk.t_sent = uv_now(r->h->loop);
     arm(r);
     return CURL_PREREQFUNC_OK;
 }
@@ -659,7 +604,7 @@ static size_t on_curl_write(char *p, size_t size, size_t nmemb, void *ud)
     if (r->freed || r->canceled || r->done || r->abort_err)
         return CURL_WRITEFUNC_ERROR;
     /* libcurl keeps the chunk and hands it over again after CURLPAUSE_CONT. */
-    if (r->paused)
+    if (r->clk.paused)
         return CURL_WRITEFUNC_PAUSE;
     note_rx(r);
     if (!r->on_data)
@@ -760,9 +705,9 @@ static void req_task(sl_httpc_task *t)
             return;
         }
     }
-    if (r->resume_wanted && !r->paused && r->in_multi) {
+    if (r->resume_wanted && !r->clk.paused && r->in_multi) {
         r->resume_wanted = 0;
-        r->t_last_rx = uv_now(h->loop);
+        r->clk.t_last_rx = uv_now(h->loop);
         arm(r);
         /* may hand held data to on_data right away */
         h->in_curl++;
@@ -810,9 +755,10 @@ int sl__curlc_start(sl_curlc *h, const sl_httpc_req_opts *o, sl_httpc_req **out)
     r->on_data = o->on_data;
     r->on_done = o->on_done;
     r->user = o->user;
-    r->first_byte_ms = sl__httpc_pick_timeout(o->first_byte_timeout_ms, h->o.first_byte_timeout_ms);
-    r->idle_ms = sl__httpc_pick_timeout(o->idle_timeout_ms, h->o.idle_timeout_ms);
-    r->total_ms = sl__httpc_pick_timeout(o->total_timeout_ms, h->o.total_timeout_ms);
+    r->clk.first_byte_ms =
+        sl__httpc_pick_timeout(o->first_byte_timeout_ms, h->o.first_byte_timeout_ms);
+    r->clk.idle_ms = sl__httpc_pick_timeout(o->idle_timeout_ms, h->o.idle_timeout_ms);
+    r->clk.total_ms = sl__httpc_pick_timeout(o->total_timeout_ms, h->o.total_timeout_ms);
     long connect_ms = sl__httpc_pick_timeout(o->connect_timeout_ms, h->o.connect_timeout_ms);
     sl__list_init(&r->link);
     sl__httpc_task_init(&r->task, req_task);
@@ -861,7 +807,7 @@ int sl__curlc_start(sl_curlc *h, const sl_httpc_req_opts *o, sl_httpc_req **out)
     if (strcmp(method, "POST") && strcmp(method, "GET"))
         cx.easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
 
-    r->t_start = uv_now(h->loop);
+    r->clk.t_start = uv_now(h->loop);
     sl__list_push(&h->reqs, &r->link);
     h->nreqs++;
     uv_timer_init(h->loop, &r->timer);
@@ -891,9 +837,9 @@ fail:
 void sl__curlc_pause(sl_httpc_req *br)
 {
     creq *r = (creq *)br;
-    if (!r || r->paused || r->done || r->canceled || r->freed)
+    if (!r || r->clk.paused || r->done || r->canceled || r->freed)
         return;
-    r->paused = 1;
+    r->clk.paused = 1;
     r->ever_paused = 1;
     r->resume_wanted = 0;
     /* Inside libcurl the write callback answers CURL_WRITEFUNC_PAUSE instead. */
@@ -908,11 +854,11 @@ void sl__curlc_pause(sl_httpc_req *br)
 void sl__curlc_resume(sl_httpc_req *br)
 {
     creq *r = (creq *)br;
-    if (!r || !r->paused || r->done || r->canceled || r->freed)
+    if (!r || !r->clk.paused || r->done || r->canceled || r->freed)
         return;
-    r->paused = 0;
+    r->clk.paused = 0;
     r->resume_wanted = 1;
-    r->t_last_rx = uv_now(r->h->loop);
+    r->clk.t_last_rx = uv_now(r->h->loop);
     arm(r);
     /* Unpausing can deliver held data at once: do it from the loop, not from here. */
     sl__httpc_defer(r->h->front, &r->task);

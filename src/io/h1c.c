@@ -107,22 +107,17 @@ struct hreq {
     size_t body_len;
     char *held; /* bytes read but not parsed because of a pause */
     size_t held_len;
-    long connect_ms, first_byte_ms, idle_ms, total_ms;
-    uint64_t t_start, t_connect, t_sent, t_last_rx; /* uv_now() */
-    int hdr;                                        /* the last header callback: HDR_* */
-    int depth; /* > 0 while one of the owner's callbacks runs */
+    sl_httpc_clock clk; /* connect / first-byte / idle / total deadlines */
+    int hdr;            /* the last header callback: HDR_* */
+    int depth;          /* > 0 while one of the owner's callbacks runs */
     int have_retry_ms;
     int pending_err; /* an error to report from the task (found while starting) */
     int abort_err;
     char abort_msg[120];
     unsigned is_head : 1;
-    unsigned connecting : 1;
-    unsigned sent : 1;
-    unsigned got_byte : 1;
     unsigned status_written : 1;
     unsigned head_done : 1;
     unsigned complete : 1;
-    unsigned paused : 1;
     unsigned resume_wanted : 1;
     unsigned canceled : 1;
     unsigned freed : 1;
@@ -273,86 +268,30 @@ static void set_abort(hreq *r, int err, const char *msg)
 
 /* ---- deadlines ---------------------------------------------------------------------- */
 
-static uint64_t next_deadline(const hreq *r, const char **what, long *ms)
-{
-    uint64_t d = UINT64_MAX;
-    if (r->total_ms > 0) {
-        d = r->t_start + (uint64_t)r->total_ms;
-        *what = "total";
-        *ms = r->total_ms;
-    }
-    if (r->connecting && r->connect_ms > 0 && r->t_connect + (uint64_t)r->connect_ms < d) {
-        d = r->t_connect + (uint64_t)r->connect_ms;
-        *what = "connect";
-        *ms = r->connect_ms;
-    }
-    if (r->paused)
-        return d;
-    if (r->got_byte) {
-        if (r->idle_ms > 0 && r->t_last_rx + (uint64_t)r->idle_ms < d) {
-            d = r->t_last_rx + (uint64_t)r->idle_ms;
-            *what = "idle";
-            *ms = r->idle_ms;
-        }
-    } else if (r->sent && r->first_byte_ms > 0 && r->t_sent + (uint64_t)r->first_byte_ms < d) {
-        d = r->t_sent + (uint64_t)r->first_byte_ms;
-        *what = "first";
-        *ms = r->first_byte_ms;
-    }
-    return d;
-}
-
 static void on_req_timer(uv_timer_t *t);
 
 static void arm(hreq *r)
 {
-    if (r->done || r->canceled || r->freed) {
-        uv_timer_stop(&r->timer);
-        return;
-    }
-    const char *what = "";
-    long ms = 0;
-    uint64_t d = next_deadline(r, &what, &ms);
-    if (d == UINT64_MAX) {
-        uv_timer_stop(&r->timer);
-        return;
-    }
-    uint64_t now = uv_now(r->c->loop);
-    uv_timer_start(&r->timer, on_req_timer, d > now ? d - now : 0, 0);
+    sl__httpc_clock_arm(&r->timer, &r->clk, !(r->done || r->canceled || r->freed), on_req_timer);
 }
 
-/* Data moves t_last_rx only; the timer notices when it fires and sleeps again for the
- * rest, so a busy stream costs no timer updates. */
 static void on_req_timer(uv_timer_t *t)
 {
     hreq *r = t->data;
     sl_httpc *front = r->c->front;
-    const char *what = "";
-    long ms = 0;
-    uint64_t d = next_deadline(r, &what, &ms);
-    if (d == UINT64_MAX || d > uv_now(r->c->loop)) {
-        arm(r);
+    char msg[160];
+    if (!sl__httpc_clock_expired(t, &r->clk, on_req_timer, r->o->authority, msg, sizeof msg))
         return;
-    }
     sl__httpc_enter(front);
-    char msg[128];
-    if (!strcmp(what, "connect"))
-        snprintf(msg, sizeof msg, "no connection to %.80s within %ld ms", r->o->authority, ms);
-    else if (!strcmp(what, "first"))
-        snprintf(msg, sizeof msg, "no response within %ld ms", ms);
-    else if (!strcmp(what, "idle"))
-        snprintf(msg, sizeof msg, "no data for %ld ms", ms);
-    else
-        snprintf(msg, sizeof msg, "not complete within %ld ms", ms);
     fail(r, SL_ETIMEDOUT, msg);
     sl__httpc_leave(front);
 }
 
 static void note_rx(hreq *r)
 {
-    r->t_last_rx = uv_now(r->c->loop);
-    if (!r->got_byte) {
-        r->got_byte = 1;
+    r->clk.t_last_rx = uv_now(r->c->loop);
+    if (!r->clk.got_byte) {
+        r->clk.got_byte = 1;
         r->head.first_byte_ms = sl__clock_ms();
         arm(r); /* the idle deadline may be sooner than the first-byte one */
     }
@@ -364,7 +303,7 @@ static void note_rx(hreq *r)
  * bytes (paused, cancelled, freed, aborted) or the response is complete. */
 static int must_stop(const hreq *r)
 {
-    return r->paused || r->canceled || r->freed || r->abort_err || r->complete;
+    return r->clk.paused || r->canceled || r->freed || r->abort_err || r->complete;
 }
 
 static int raw_append(hreq *r, const char *p, size_t n)
@@ -621,7 +560,7 @@ static void conn_close(conn *k)
 static void conn_broke(conn *k, int err, const char *what)
 {
     hreq *r = k->req;
-    int may_retry = r && k->reused && !r->got_byte && !r->retried && !r->held_len;
+    int may_retry = r && k->reused && !r->clk.got_byte && !r->retried && !r->held_len;
     if (!r) {
         conn_close(k);
         return;
@@ -635,7 +574,7 @@ static void conn_broke(conn *k, int err, const char *what)
         snprintf(msg, sizeof msg, "connection lost: %s", what);
     if (may_retry) {
         r->retried = 1;
-        r->sent = 0;
+        r->clk.sent = 0;
         detach(r, 0);
         conn_start(r->c, r->o, r);
         return;
@@ -654,7 +593,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         conn_close(k);
     } else if (nread > 0) {
         feed(k, buf->base, (size_t)nread);
-    } else if (nread == UV_EOF && k->req->got_byte) {
+    } else if (nread == UV_EOF && k->req->clk.got_byte) {
         /* the end of a close-delimited body completes the response */
         hreq *r = k->req;
         http_parser_execute(&k->parser, &SETTINGS, NULL, 0);
@@ -706,9 +645,9 @@ static void conn_send(conn *k)
     hreq *r = k->req;
     http_parser_init(&k->parser, HTTP_RESPONSE);
     k->parser.data = k;
-    r->connecting = 0;
-    r->sent = 1;
-    r->t_sent = uv_now(k->c->loop);
+    r->clk.connecting = 0;
+    r->clk.sent = 1;
+    r->clk.t_sent = uv_now(k->c->loop);
     arm(r);
     uv_ref((uv_handle_t *)&k->tcp);
     uv_buf_t b[4];
@@ -723,7 +662,7 @@ static void conn_send(conn *k)
     if (n < 0 && n != UV_EAGAIN && k->reused && !r->retried) {
         /* the server closed this kept-alive connection: once more on a new one */
         r->retried = 1;
-        r->sent = 0;
+        r->clk.sent = 0;
         detach(r, 0);
         conn_start(r->c, r->o, r);
         return;
@@ -864,8 +803,8 @@ static void conn_start(sl_h1c *c, origin *o, hreq *r)
     }
     k->req = r;
     r->conn = k;
-    r->connecting = 1;
-    r->t_connect = uv_now(c->loop);
+    r->clk.connecting = 1;
+    r->clk.t_connect = uv_now(c->loop);
     arm(r);
 
     struct sockaddr_storage sa;
@@ -1095,17 +1034,18 @@ int sl__h1c_start(sl_h1c *c, const sl_httpc_req_opts *o, sl_httpc_req **out)
         free(r);
         return rc;
     }
-    r->first_byte_ms = sl__httpc_pick_timeout(o->first_byte_timeout_ms, c->o.first_byte_timeout_ms);
-    r->idle_ms = sl__httpc_pick_timeout(o->idle_timeout_ms, c->o.idle_timeout_ms);
-    r->total_ms = sl__httpc_pick_timeout(o->total_timeout_ms, c->o.total_timeout_ms);
-    r->connect_ms = sl__httpc_pick_timeout(o->connect_timeout_ms, c->o.connect_timeout_ms);
+    r->clk.first_byte_ms =
+        sl__httpc_pick_timeout(o->first_byte_timeout_ms, c->o.first_byte_timeout_ms);
+    r->clk.idle_ms = sl__httpc_pick_timeout(o->idle_timeout_ms, c->o.idle_timeout_ms);
+    r->clk.total_ms = sl__httpc_pick_timeout(o->total_timeout_ms, c->o.total_timeout_ms);
+    r->clk.connect_ms = sl__httpc_pick_timeout(o->connect_timeout_ms, c->o.connect_timeout_ms);
     sl__list_init(&r->link);
     sl__list_init(&r->wait);
     sl__httpc_task_init(&r->task, req_task);
     sl__buf_init(&r->head.raw, c->o.max_header_bytes);
     sl__httpc_head_reset(&r->head);
     r->head.first_byte_ms = -1;
-    r->t_start = uv_now(c->loop);
+    r->clk.t_start = uv_now(c->loop);
     uv_timer_init(c->loop, &r->timer);
     r->timer.data = r;
     sl__list_push(&c->reqs, &r->link);
@@ -1135,7 +1075,7 @@ static void req_task(sl_httpc_task *t)
         fail(r, r->pending_err, r->abort_msg);
         return;
     }
-    if (r->resume_wanted && !r->paused) {
+    if (r->resume_wanted && !r->clk.paused) {
         r->resume_wanted = 0;
         conn *k = r->conn;
         if (!k)
@@ -1147,7 +1087,7 @@ static void req_task(sl_httpc_task *t)
             r->held_len = 0;
             feed(k, held, n);
             free(held);
-            if (r->conn != k || r->paused || r->done || r->freed || r->canceled)
+            if (r->conn != k || r->clk.paused || r->done || r->freed || r->canceled)
                 return;
         }
         if (start_reading(k))
@@ -1163,9 +1103,9 @@ static hreq *h1(sl_httpc_req *br)
 void sl__h1c_pause(sl_httpc_req *br)
 {
     hreq *r = h1(br);
-    if (r->paused || r->done || r->canceled || r->freed)
+    if (r->clk.paused || r->done || r->canceled || r->freed)
         return;
-    r->paused = 1;
+    r->clk.paused = 1;
     r->resume_wanted = 0;
     /* inside on_data the parser stops after the callback; outside, stop reading now */
     if (r->conn && r->depth == 0 && r->conn->state == CONN_BUSY)
@@ -1176,11 +1116,11 @@ void sl__h1c_pause(sl_httpc_req *br)
 void sl__h1c_resume(sl_httpc_req *br)
 {
     hreq *r = h1(br);
-    if (!r->paused || r->done || r->canceled || r->freed)
+    if (!r->clk.paused || r->done || r->canceled || r->freed)
         return;
-    r->paused = 0;
+    r->clk.paused = 0;
     r->resume_wanted = 1;
-    r->t_last_rx = uv_now(r->c->loop);
+    r->clk.t_last_rx = uv_now(r->c->loop);
     arm(r);
     /* held bytes are parsed from the loop, not from here */
     sl__httpc_defer(r->c->front, &r->task);

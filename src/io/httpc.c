@@ -210,6 +210,73 @@ long sl__httpc_pick_timeout(long req, long client)
     return req ? req : client;
 }
 
+enum { DL_NONE, DL_TOTAL, DL_CONNECT, DL_FIRST, DL_IDLE };
+
+/* The earliest deadline in force (uv_now() time), or UINT64_MAX; *which names it. */
+static uint64_t deadline(const sl_httpc_clock *k, int *which)
+{
+    uint64_t d = UINT64_MAX;
+    *which = DL_NONE;
+    if (k->total_ms > 0) {
+        d = k->t_start + (uint64_t)k->total_ms;
+        *which = DL_TOTAL;
+    }
+    if (k->connecting && k->connect_ms > 0 && k->t_connect + (uint64_t)k->connect_ms < d) {
+        d = k->t_connect + (uint64_t)k->connect_ms;
+        *which = DL_CONNECT;
+    }
+    if (k->paused)
+        return d;
+    if (k->got_byte) {
+        if (k->idle_ms > 0 && k->t_last_rx + (uint64_t)k->idle_ms < d) {
+            d = k->t_last_rx + (uint64_t)k->idle_ms;
+            *which = DL_IDLE;
+        }
+    } else if (k->sent && k->first_byte_ms > 0 && k->t_sent + (uint64_t)k->first_byte_ms < d) {
+        d = k->t_sent + (uint64_t)k->first_byte_ms;
+        *which = DL_FIRST;
+    }
+    return d;
+}
+
+void sl__httpc_clock_arm(uv_timer_t *t, const sl_httpc_clock *k, int live, uv_timer_cb cb)
+{
+    int which;
+    uint64_t d = live ? deadline(k, &which) : UINT64_MAX;
+    if (d == UINT64_MAX) {
+        uv_timer_stop(t);
+        return;
+    }
+    uint64_t now = uv_now(t->loop);
+    uv_timer_start(t, cb, d > now ? d - now : 0, 0);
+}
+
+int sl__httpc_clock_expired(uv_timer_t *t, const sl_httpc_clock *k, uv_timer_cb cb,
+                            const char *authority, char *msg, size_t cap)
+{
+    int which;
+    uint64_t d = deadline(k, &which);
+    if (d == UINT64_MAX || d > uv_now(t->loop)) {
+        sl__httpc_clock_arm(t, k, 1, cb);
+        return 0;
+    }
+    switch (which) {
+    case DL_CONNECT:
+        snprintf(msg, cap, "no connection to %.80s within %ld ms", authority, k->connect_ms);
+        break;
+    case DL_FIRST:
+        snprintf(msg, cap, "no response within %ld ms", k->first_byte_ms);
+        break;
+    case DL_IDLE:
+        snprintf(msg, cap, "no data for %ld ms", k->idle_ms);
+        break;
+    default:
+        snprintf(msg, cap, "not complete within %ld ms", k->total_ms);
+        break;
+    }
+    return 1;
+}
+
 static int is_plain_http(const char *url)
 {
     return !strncasecmp(url, "http://", 7);

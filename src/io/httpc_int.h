@@ -10,6 +10,8 @@
 #ifndef SL_IO_HTTPC_INT_H
 #define SL_IO_HTTPC_INT_H
 
+#include <stdint.h>
+
 #include "io/httpc.h"
 
 typedef struct sl_h1c sl_h1c;
@@ -57,6 +59,27 @@ void sl__httpc_head_line(sl_httpc_head *hd, const char *line, size_t n, int *hav
 
 /* The timeout in force: a request's own (< 0: none), else the client's. */
 long sl__httpc_pick_timeout(long req, long client);
+
+/* A request's deadlines, kept the same way by both transports. Times are uv_now(); a
+ * duration of 0 means none. Data moves t_last_rx only: the timer notices when it fires and
+ * sleeps again for the rest, so a busy stream costs no timer updates. */
+typedef struct sl_httpc_clock {
+    long connect_ms, first_byte_ms, idle_ms, total_ms;
+    uint64_t t_start, t_connect, t_sent, t_last_rx;
+    unsigned connecting : 1; /* the connect deadline runs (h1c: libcurl has its own) */
+    unsigned sent : 1;       /* the request went out: the first-byte deadline runs */
+    unsigned got_byte : 1;   /* a response byte arrived: the idle deadline runs */
+    unsigned paused : 1;     /* no first-byte or idle deadline while the owner holds back */
+} sl_httpc_clock;
+
+/* Start t for the earliest deadline of k, or stop it when there is none or the request is
+ * over (live 0). */
+void sl__httpc_clock_arm(uv_timer_t *t, const sl_httpc_clock *k, int live, uv_timer_cb cb);
+/* In the timer's callback: 1 and the line on_done reports in msg when a deadline has
+ * passed ("no response within 30 ms", ...; authority names the server for the connect
+ * deadline), else 0 after starting t again for the rest. */
+int sl__httpc_clock_expired(uv_timer_t *t, const sl_httpc_clock *k, uv_timer_cb cb,
+                            const char *authority, char *msg, size_t cap);
 
 /* h1c: plain HTTP/1.1. The transport's handles close asynchronously after _free. */
 int sl__h1c_new(sl_httpc *front, sl_h1c **out);
