@@ -31,8 +31,8 @@
 #define IN_HIGH   (64 * 1024) /* stop reading once this much input waits unparsed */
 #define IN_READ   (16 * 1024) /* read size when appending to input that waits */
 #define IN_MAX    (IN_HIGH + SLAB_SIZE + IN_READ)
-#define LINGER_MS 2000 /* after our FIN, how long to drain what the peer still sends */
-#define BACKLOG   1024
+#define LINGER_MS 2000       /* after our FIN, how long to drain what the peer still sends */
+#define BACKLOG   4096       /* the kernel caps it at net.core.somaxconn (4096 on Debian 12) */
 #define HEAD_KEEP (8 * 1024) /* buffers bigger than these are freed between requests */
 #define BODY_KEEP (64 * 1024)
 #define FLUSH_NOW (32 * 1024) /* pending output sent at once rather than at the end of the pass */
