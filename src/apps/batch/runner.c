@@ -798,8 +798,10 @@ static void on_more(uv_idle_t *h);
  * starting a call opens its connection (~40 us of kernel time on loopback), and a thousand
  * at once would hold back every request until the last connection is open. Between bursts
  * the loop sends the requests whose connections are ready, so the provider's clock starts
- * for them at once, and a large first wave does not stream in lockstep. */
-#define PUMP_BURST 32
+ * for them at once. Smaller bursts also spread the streams' chunks in time, which costs
+ * CPU (more, smaller wake-ups of the loop): at C=1000, 32 gave the same wall time as 128
+ * with ~10% more CPU (bench/batch.sh). */
+#define PUMP_BURST 128
 
 static void pump(sl_batch *b)
 {
