@@ -19,8 +19,7 @@
 
 #include "base/buf.h"
 #include "script_server.c"
-
-static uv_loop_t loop;
+#include "loop_harness.h"
 
 /* ---- recording callbacks ------------------------------------------------------------ */
 
@@ -144,29 +143,6 @@ static void on_done(sl_call *call, const sl_result *r, void *user)
     }
     if (x->free_client_in_done)
         sl_client_free(x->free_client_in_done);
-}
-
-/* UV_RUN_ONCE runs due timers and then still blocks in poll; the callbacks call
- * uv_stop() so the iteration that produced the awaited event returns. */
-static void run_until(int *flag)
-{
-    while (!*flag)
-        uv_run(&loop, UV_RUN_ONCE);
-}
-
-static int setup(void **state)
-{
-    alarm(30);
-    assert_int_equal(uv_loop_init(&loop), 0);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    uv_run(&loop, UV_RUN_NOWAIT); /* clears a uv_stop() left by the last callback */
-    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
-    assert_int_equal(uv_loop_close(&loop), 0);
-    return 0;
 }
 
 static sl_client *client_for(ss_server *ss, long fb, long idle)

@@ -14,8 +14,8 @@
 
 #include "io/httpc.h"
 #include "script_server.c"
+#include "loop_harness.h"
 
-static uv_loop_t loop;
 static int transport; /* SL_HTTPC_AUTO or SL_HTTPC_CURL, per group */
 
 typedef struct rec {
@@ -86,29 +86,6 @@ static void on_done(sl_httpc_req *r, int err, const char *msg, void *user)
         sl__httpc_req_free(r);
         x->req = NULL;
     }
-}
-
-/* UV_RUN_ONCE runs due timers and then still blocks in poll: the callbacks call
- * uv_stop() so that the iteration in which the awaited event happened returns. */
-static void run_until(int *flag)
-{
-    while (!*flag)
-        uv_run(&loop, UV_RUN_ONCE);
-}
-
-static int setup(void **state)
-{
-    alarm(20);
-    assert_int_equal(uv_loop_init(&loop), 0);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    uv_run(&loop, UV_RUN_NOWAIT); /* clears a uv_stop() left by the last callback */
-    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
-    assert_int_equal(uv_loop_close(&loop), 0);
-    return 0;
 }
 
 static sl_httpc *client(long fb, long idle, long total)

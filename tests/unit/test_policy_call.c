@@ -19,8 +19,7 @@
 #include <sluice/policy.h>
 
 #include "script_server.c"
-
-static uv_loop_t loop;
+#include "loop_harness.h"
 
 /* ---- recording callbacks ------------------------------------------------------------ */
 
@@ -141,27 +140,6 @@ static void on_done(sl_call *call, const sl_result *r, void *user)
     else
         assert_null(r->attempt_log);
     x->ttfb = r->timings.ttfb_ms;
-}
-
-static void run_until(int *flag)
-{
-    while (!*flag)
-        uv_run(&loop, UV_RUN_ONCE);
-}
-
-static int setup(void **state)
-{
-    alarm(30);
-    assert_int_equal(uv_loop_init(&loop), 0);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    uv_run(&loop, UV_RUN_NOWAIT); /* clears a uv_stop() left by the last callback */
-    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
-    assert_int_equal(uv_loop_close(&loop), 0);
-    return 0;
 }
 
 static double now_ms(void)
