@@ -225,14 +225,16 @@ typedef struct sl_call_opts {
  *
  * Error messages read "POST <url>: <what>": "HTTP 429: <provider message>", "no
  * response within N ms", "no data for N ms", "stream ended before [DONE]", "invalid JSON
- * in stream event: ...", "provider error: <message>", "cancelled", or libcurl's words
- * for a transport failure. A stream whose [DONE] arrived is a success even if the
- * connection fails afterwards. Under a policy also: "circuit open after N consecutive
- * failures" (SL_EBUSY), "deadline of N ms exceeded after K attempts" (SL_ETIMEDOUT),
- * "retried stream diverged from the delivered text at byte N" (SL_EDIVERGED). */
+ * in stream event: ...", "provider error: <message>", "cancelled", or for a transport
+ * failure "cannot connect to HOST:PORT: <reason>", "connection closed before the response
+ * was complete", "connection lost: <reason>" (http://) or libcurl's words (https://). A stream
+ * whose [DONE] arrived is a success even if the connection fails afterwards. Under a policy also:
+ * "circuit open after N consecutive failures" (SL_EBUSY), "deadline of N ms exceeded after K
+ * attempts" (SL_ETIMEDOUT), "retried stream diverged from the delivered text at byte N"
+ * (SL_EDIVERGED). */
 int sl_call_start(sl_client *c, const sl_request *req, const sl_call_opts *o, sl_call **out);
 
-/* Backpressure: stop reading the provider's socket (curl pause) until resume. Deltas
+/* Backpressure: stop reading the provider's socket until resume. Deltas
  * already parsed from the last read are held back, not delivered, while paused. */
 void sl_call_pause(sl_call *call);
 void sl_call_resume(sl_call *call);
