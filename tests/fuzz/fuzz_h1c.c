@@ -44,7 +44,6 @@ typedef struct state {
 } state;
 
 static peer *cur_peer;
-static state *cur;
 
 static void on_peer_closed(uv_handle_t *h)
 {
@@ -184,7 +183,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&s, 0, sizeof s);
     s.flags = data[0] & 0x0f;
     cur_peer = &p;
-    cur = &s;
     uv_timer_init(&loop, &s.resume);
     s.resume.data = &s;
 
@@ -226,6 +224,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(!uv_loop_alive(&loop));
     CHECK(s.dones <= 1);
     cur_peer = NULL;
-    cur = NULL;
     return 0;
 }
