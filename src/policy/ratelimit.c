@@ -14,7 +14,6 @@ static void bucket_init(sl_ratelimit_bucket *b, long limit, double now_ms)
     b->limit = limit > 0 ? (double)limit : 0;
     b->level = b->limit;
     b->last_ms = now_ms;
-    b->hold_until = now_ms;
     b->block_until = now_ms;
 }
 
@@ -22,10 +21,9 @@ static void bucket_refill(sl_ratelimit_bucket *b, double now_ms)
 {
     if (now_ms <= b->last_ms)
         return;
-    double from = b->last_ms > b->hold_until ? b->last_ms : b->hold_until;
-    if (b->limit > 0 && now_ms > from) {
+    if (b->limit > 0) {
         /* multiply before dividing: rpm=60 over 1000 ms gives exactly 1 */
-        b->level += (now_ms - from) * b->limit / 60000.0;
+        b->level += (now_ms - b->last_ms) * b->limit / 60000.0;
         if (b->level > b->limit)
             b->level = b->limit;
     }
@@ -41,13 +39,12 @@ static double bucket_need(const sl_ratelimit_bucket *b, double units)
 /* ms until the bucket (refilled to now) can grant `units`; 0 if it can now. */
 static double bucket_wait(const sl_ratelimit_bucket *b, double now_ms, double units)
 {
+    double block = b->block_until > now_ms ? b->block_until - now_ms : 0;
     if (b->limit <= 0)
-        return b->block_until > now_ms ? b->block_until - now_ms : 0;
+        return block;
     double need = bucket_need(b, units);
-    if (b->level >= need - EPS)
-        return 0;
-    double start = b->hold_until > now_ms ? b->hold_until : now_ms;
-    return (start - now_ms) + (need - b->level) * 60000.0 / b->limit;
+    double fill = b->level >= need - EPS ? 0 : (need - b->level) * 60000.0 / b->limit;
+    return fill > block ? fill : block;
 }
 
 static void bucket_take(sl_ratelimit_bucket *b, double units)
@@ -127,18 +124,19 @@ void sl__ratelimit_correct(sl_ratelimit *rl, double now_ms, sl_ratelimit_ticket 
     ticket->tokens = actual_tokens;
 }
 
+/* The reset is when the provider's budget is whole again. It matters only when nothing
+ * remains: a provider counting in fixed windows sends "reset in 59 s" with every answer
+ * of the window, and pausing the refill on each of those would stall a limiter that is
+ * well within its budget. */
 static void observe_one(sl_ratelimit_bucket *b, double now_ms, long remaining, long reset_ms)
 {
-    if (b->limit <= 0) {
-        if (remaining == 0 && reset_ms >= 0 && now_ms + (double)reset_ms > b->block_until)
-            b->block_until = now_ms + (double)reset_ms;
-        return;
+    if (b->limit > 0) {
+        bucket_refill(b, now_ms);
+        if (remaining >= 0 && (double)remaining < b->level)
+            b->level = (double)remaining;
     }
-    bucket_refill(b, now_ms);
-    if (remaining >= 0 && (double)remaining < b->level)
-        b->level = (double)remaining;
-    if (remaining >= 0 && reset_ms >= 0 && now_ms + (double)reset_ms > b->hold_until)
-        b->hold_until = now_ms + (double)reset_ms;
+    if (remaining == 0 && reset_ms >= 0 && now_ms + (double)reset_ms > b->block_until)
+        b->block_until = now_ms + (double)reset_ms;
 }
 
 void sl__ratelimit_observe(sl_ratelimit *rl, double now_ms, long remaining_requests,

@@ -36,8 +36,7 @@ typedef struct sl_ratelimit_bucket {
     double limit;       /* per minute; 0 = unlimited */
     double level;       /* units available now; negative = debt */
     double last_ms;     /* level is valid at this time */
-    double hold_until;  /* no refill before this (provider: "remaining until reset") */
-    double block_until; /* unlimited bucket only: provider said 0 remain until then */
+    double block_until; /* nothing is granted before this: the provider said 0 remain */
 } sl_ratelimit_bucket;
 
 typedef struct sl_ratelimit_waiter sl_ratelimit_waiter;
@@ -83,9 +82,10 @@ void sl__ratelimit_correct(sl_ratelimit *rl, double now_ms, sl_ratelimit_ticket 
                            long actual_tokens);
 
 /* Provider rate-limit headers (x-ratelimit-remaining-*, x-ratelimit-reset-*), -1 where
- * unknown. A limited bucket is clamped to the remaining count, and with a known reset it
- * does not refill before now + reset (after that it refills at its normal rate). For an
- * unlimited bucket, "0 remaining" with a known reset blocks reservations until then. */
+ * unknown. A limited bucket is clamped to the remaining count and keeps refilling at
+ * its own rate. "0 remaining" with a known reset blocks the bucket, limited or not,
+ * until now + reset: the provider's budget is whole again then. A reset with something
+ * remaining says nothing (a fixed-window provider sends one with every answer). */
 void sl__ratelimit_observe(sl_ratelimit *rl, double now_ms, long remaining_requests,
                            long remaining_tokens, long reset_requests_ms, long reset_tokens_ms);
 

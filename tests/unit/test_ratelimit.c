@@ -132,15 +132,34 @@ static void test_observe_headers(void **state)
         go(&rl, 0, 0);
     must_wait(&rl, 0, 0, 600);
 
-    /* provider: 2 requests remain until its reset in 5 s */
+    /* provider: 2 requests remain until its reset in 5 s; the bucket keeps refilling at
+     * its own rate (600 ms per request), the reset says nothing while some remain */
     sl__ratelimit_init(&rl, 100, 10000, 0);
     sl__ratelimit_observe(&rl, 0, 2, -1, 5000, -1);
     go(&rl, 0, 0);
-    go(&rl, 10, 0);
-    /* no refill before the reset, then the normal rate (600 ms per request) */
-    must_wait(&rl, 20, 0, 4980 + 600);
-    must_wait(&rl, 5000, 0, 600);
-    go(&rl, 5600, 0);
+    go(&rl, 0, 0);
+    must_wait(&rl, 0, 0, 600);
+    must_wait(&rl, 150, 0, 450);
+    go(&rl, 600, 0);
+    /* the same every answer of a fixed window: refill is never paused */
+    sl__ratelimit_observe(&rl, 600, 1, -1, 4400, -1);
+    must_wait(&rl, 600, 0, 600);
+    go(&rl, 1200, 0);
+
+    /* provider: 0 remain until its reset in 5 s: nothing before then, and what refilled
+     * meanwhile (5 s at 100/min: 8.33) goes at the reset */
+    sl__ratelimit_init(&rl, 100, 10000, 0);
+    sl__ratelimit_observe(&rl, 0, 0, -1, 5000, -1);
+    must_wait(&rl, 20, 0, 4980);
+    must_wait(&rl, 4999, 0, 1);
+    for (int i = 0; i < 8; i++)
+        go(&rl, 5000, 0);
+    must_wait(&rl, 5000, 0, (1 - 1.0 / 3) * 600);
+    /* a later "0 remain" with a shorter reset never shortens the block */
+    sl__ratelimit_init(&rl, 100, 10000, 0);
+    sl__ratelimit_observe(&rl, 0, 0, -1, 5000, -1);
+    sl__ratelimit_observe(&rl, 1000, 0, -1, 1000, -1);
+    must_wait(&rl, 2000, 0, 3000);
 
     /* a higher remaining never raises the level */
     sl__ratelimit_init(&rl, 100, 10000, 0);
