@@ -254,7 +254,14 @@ fresh
 expect_status 0 "$SLUICE" batch "$T/in10.txt" -o "$T/out.jsonl" --base-url "$URL_flaky/v1" --progress never --retries 20 --rpm 6000 --summary-json "$T/summary.json"
 ids_once "$T/out.jsonl" "$T/want.ids"
 jq -e '.ok == 10 and .retries > 0' "$T/summary.json" >/dev/null || fail "429s were not retried"
-ok "429s retried (honouring retry-after-ms) until every id succeeds"
+# every attempt is in the result line: the count, then 429s with their backoff, then the 200
+jq -se --argjson r "$(jq .retries "$T/summary.json")" '
+    ([.[] | .attempts // 1] | add) == 10 + $r and
+    all(.[] | select(.attempts); (.attempt_log | length) == .attempts and (.attempt_log |
+        (.[:-1] | all(.status == 429 and .error == "http_429" and .backoff_ms >= 5)) and
+        (.[-1] | .status == 200 and .error == null and .backoff_ms == null)))' "$T/out.jsonl" >/dev/null ||
+    fail "the attempts of a retried id are not in its line"
+ok "429s retried (honouring retry-after-ms) until every id succeeds; each attempt in the line"
 
 # 9. 5,000 requests in flight on one process.
 if ulimit -n 12000 2>/dev/null; then

@@ -101,13 +101,49 @@ static const char *LINE_C =
 
 static void put_abc(sl_batch_output *out)
 {
-    sl_batch_result a = {"a", 200, "req_1", {"{\"x\":0.1}", 9}, NULL, NULL};
-    sl_batch_result b = {"b", 0, NULL, {NULL, 0}, "timeout", "no answer in 30s"};
+    sl_batch_result a = {"a", 200, "req_1", {"{\"x\":0.1}", 9}, NULL, NULL, 0, NULL, 0};
+    sl_batch_result b = {"b", 0, NULL, {NULL, 0}, "timeout", "no answer in 30s", 0, NULL, 0};
     const char *cb = "{\"error\":\n  {\"message\":\"slow down\"}}\r\n";
-    sl_batch_result c = {"c", 429, NULL, {cb, strlen(cb)}, "http_429", "rate limited"};
+    sl_batch_result c = {"c", 429, NULL, {cb, strlen(cb)}, "http_429", "rate limited", 0, NULL, 0};
     assert_int_equal(sl__batch_output_put(out, &a), 0);
     assert_int_equal(sl__batch_output_put(out, &b), 0);
     assert_int_equal(sl__batch_output_put(out, &c), 0);
+}
+
+/* After a retry the line carries the attempt count and each attempt kept in the log. */
+static void test_line_attempts(void **state)
+{
+    sl_buf b;
+    sl__buf_init(&b, 0);
+    sl_attempt_info log[3] = {
+        {SL_EHTTP, 503, 0, 0, 1.25, 212.04},
+        {SL_ETRANSPORT, 0, 213.3, 0.5, 2, 480},
+        {0, 200, 695.66, 0, 10.01, -1},
+    };
+    sl_batch_result r = {"q1", 200, NULL, {"{}", 2}, NULL, NULL, 3, log, 3};
+    assert_int_equal(sl__batch_result_line(&b, "batch_req_1", &r), 0);
+    const char *want =
+        "{\"id\":\"batch_req_1\",\"custom_id\":\"q1\",\"response\":{\"status_code\":200,"
+        "\"request_id\":null,\"body\":{}},\"error\":null,\"attempts\":3,\"attempt_log\":["
+        "{\"status\":503,\"error\":\"http_503\",\"start_ms\":0.0,\"wait_ms\":0.0,"
+        "\"duration_ms\":1.3,\"backoff_ms\":212.0},"
+        "{\"status\":null,\"error\":\"transport\",\"start_ms\":213.3,\"wait_ms\":0.5,"
+        "\"duration_ms\":2.0,\"backoff_ms\":480.0},"
+        "{\"status\":200,\"error\":null,\"start_ms\":695.7,\"wait_ms\":0.0,"
+        "\"duration_ms\":10.0,\"backoff_ms\":null}]}\n";
+    assert_int_equal(b.len, strlen(want));
+    assert_memory_equal(b.data, want, b.len);
+    json_error_t je;
+    json_t *j = json_loadb(b.data, b.len, 0, &je);
+    assert_non_null(j);
+    json_decref(j);
+    /* one attempt: no log */
+    sl__buf_reset(&b);
+    r.attempts = 1;
+    r.attempt_log_len = 1;
+    assert_int_equal(sl__batch_result_line(&b, "batch_req_1", &r), 0);
+    assert_null(memmem(b.data, b.len, "attempt", 7));
+    sl__buf_free(&b);
 }
 
 static void test_line_format(void **state)
@@ -116,7 +152,7 @@ static void test_line_format(void **state)
     sl__buf_init(&b, 0);
     /* body kept byte for byte (numbers too), newlines between tokens become spaces */
     const char *body = "\n{\"id\": \"chatcmpl-1\",\r\n \"n\": 1.10, \"s\": \"a\\nb\"}\n";
-    sl_batch_result r = {"q\"\n\xff", 200, "rid", {body, strlen(body)}, NULL, NULL};
+    sl_batch_result r = {"q\"\n\xff", 200, "rid", {body, strlen(body)}, NULL, NULL, 0, NULL, 0};
     assert_int_equal(sl__batch_result_line(&b, "batch_req_1", &r), 0);
     assert_string_equal(b.data,
                         "{\"id\":\"batch_req_1\",\"custom_id\":\"q\\\"\\n\\ufffd\",\"response\":{"
@@ -134,7 +170,7 @@ static void test_line_format(void **state)
 
     /* a body that is not JSON is kept as a string; control bytes escaped */
     sl__buf_reset(&b);
-    sl_batch_result e = {"x", 502, NULL, {"<html>\x01\tbad\x7f</html>", 19}, NULL, "bad gateway"};
+    sl_batch_result e = {"x", 502, NULL, {"<html>\x01\tbad\x7f</html>", 19}, NULL, "bad gateway", 0, NULL, 0};
     assert_int_equal(sl__batch_result_line(&b, "r", &e), 0);
     assert_string_equal(b.data,
                         "{\"id\":\"r\",\"custom_id\":\"x\",\"response\":{\"status_code\":502,"
@@ -146,7 +182,7 @@ static void test_line_format(void **state)
 
     /* no body at all */
     sl__buf_reset(&b);
-    sl_batch_result n = {"y", 204, "r2", {NULL, 0}, NULL, NULL};
+    sl_batch_result n = {"y", 204, "r2", {NULL, 0}, NULL, NULL, 0, NULL, 0};
     assert_int_equal(sl__batch_result_line(&b, "r", &n), 0);
     assert_string_equal(b.data,
                         "{\"id\":\"r\",\"custom_id\":\"y\",\"response\":{\"status_code\":204,"
@@ -201,10 +237,10 @@ static void test_new_output_and_side_file(void **state)
     assert_int_equal(calls[1], strlen(LINE_B));
     assert_int_equal(calls[2], strlen(LINE_C));
     /* an id is never written twice */
-    sl_batch_result again = {"a", 200, NULL, {NULL, 0}, NULL, NULL};
+    sl_batch_result again = {"a", 200, NULL, {NULL, 0}, NULL, NULL, 0, NULL, 0};
     assert_int_equal(sl__batch_output_put(out, &again), 1);
     assert_int_equal(ncalls, 3);
-    sl_batch_result noid = {NULL, 200, NULL, {NULL, 0}, NULL, NULL};
+    sl_batch_result noid = {NULL, 200, NULL, {NULL, 0}, NULL, NULL, 0, NULL, 0};
     assert_int_equal(sl__batch_output_put(out, &noid), SL_EINVAL);
     assert_int_equal(sl__batch_output_has(out, "b"), 1);
     assert_int_equal(sl__batch_output_has(out, "d"), 0);
@@ -282,7 +318,7 @@ static void test_resume_every_torn_cut(void **state)
         assert_int_equal(sb.st_size, off_c);
         /* finishing the run gives back the whole file, c once */
         const char *cb = "{\"error\":\n  {\"message\":\"slow down\"}}\r\n";
-        sl_batch_result c = {"c", 429, NULL, {cb, strlen(cb)}, "http_429", "rate limited"};
+        sl_batch_result c = {"c", 429, NULL, {cb, strlen(cb)}, "http_429", "rate limited", 0, NULL, 0};
         char rid[SL_BATCH_REQ_ID_LEN];
         sl__batch_output_next_req_id(out, rid);
         sl__batch_output_next_req_id(out, rid); /* c was the third id of the first run */
@@ -469,7 +505,7 @@ static void test_write_faults(void **state)
     eintr_once = 0;
     ncalls = 0;
     assert_int_equal(sl__batch_output_open(out_path, &o, &out, NULL, err, sizeof err), 0);
-    sl_batch_result a = {"a", 200, "req_1", {"{\"x\":0.1}", 9}, NULL, NULL};
+    sl_batch_result a = {"a", 200, "req_1", {"{\"x\":0.1}", 9}, NULL, NULL, 0, NULL, 0};
     assert_int_equal(sl__batch_output_put(out, &a), 0);
     sl_batch_output_stats st;
     sl__batch_output_stats_get(out, &st);
@@ -485,7 +521,7 @@ static void test_write_faults(void **state)
     assert_int_equal(sl__batch_output_open(out_path, &o, &out, NULL, err, sizeof err), 0);
     fault = 2;
     ncalls = 0;
-    sl_batch_result b = {"b", 0, NULL, {NULL, 0}, "timeout", "no answer in 30s"};
+    sl_batch_result b = {"b", 0, NULL, {NULL, 0}, "timeout", "no answer in 30s", 0, NULL, 0};
     assert_int_equal(sl__batch_output_put(out, &b), SL_EIO);
     char want[300];
     snprintf(want, sizeof want, "cannot write %s: No space left on device", out_path);
@@ -493,7 +529,7 @@ static void test_write_faults(void **state)
     got = slurp(out_path, NULL);
     assert_string_equal(got, LINE_A);
     free(got);
-    sl_batch_result c = {"c", 0, NULL, {NULL, 0}, "x", NULL};
+    sl_batch_result c = {"c", 0, NULL, {NULL, 0}, "x", NULL, 0, NULL, 0};
     assert_int_equal(sl__batch_output_put(out, &c), SL_EIO);
     assert_int_equal(sl__batch_output_close(out, err, sizeof err), SL_EIO);
     assert_string_equal(err, want);
@@ -516,7 +552,7 @@ static void test_sync_clock(void **state)
         fake_now = at[i];
         char id[8];
         snprintf(id, sizeof id, "i%zu", i);
-        sl_batch_result r = {id, 200, NULL, {"{}", 2}, NULL, NULL};
+        sl_batch_result r = {id, 200, NULL, {"{}", 2}, NULL, NULL, 0, NULL, 0};
         assert_int_equal(sl__batch_output_put(out, &r), 0);
         sl__batch_output_stats_get(out, &st);
         assert_int_equal(st.syncs, syncs[i]);
@@ -532,7 +568,7 @@ static void test_errors_file_stdout_devnull(void **state)
     sl_batch_output *out;
     sl_batch_resume_info info;
     assert_int_equal(sl__batch_errors_open(path, 0, &out, &info, err, sizeof err), 0);
-    sl_batch_result b = {"b", 0, NULL, {NULL, 0}, "timeout", "no answer in 30s"};
+    sl_batch_result b = {"b", 0, NULL, {NULL, 0}, "timeout", "no answer in 30s", 0, NULL, 0};
     assert_int_equal(sl__batch_output_put(out, &b), 0);
     assert_int_equal(sl__batch_output_close(out, err, sizeof err), 0);
     char side[220];
@@ -557,7 +593,7 @@ static void test_errors_file_stdout_devnull(void **state)
     sl_batch_output_opts o;
     opts_for_test(&o);
     assert_int_equal(sl__batch_output_open("-", &o, &out, NULL, err, sizeof err), 0);
-    sl_batch_result a = {"a", 200, "req_1", {"{\"x\":0.1}", 9}, NULL, NULL};
+    sl_batch_result a = {"a", 200, "req_1", {"{\"x\":0.1}", 9}, NULL, NULL, 0, NULL, 0};
     assert_int_equal(sl__batch_output_put(out, &a), 0);
     /* stdout is a regular file here: it can be synced */
     assert_int_equal(sl__batch_output_sync(out), 0);
@@ -643,11 +679,11 @@ static void test_forget_written(void **state)
     assert_int_equal(sl__batch_output_has(out, "a"), 1);
     assert_int_equal(sl__batch_output_has(out, "b"), 1);
     assert_int_equal(sl__batch_output_has(out, "c"), 0);
-    sl_batch_result a = {"a", 200, "req_1", {"{\"x\":0.1}", 9}, NULL, NULL};
+    sl_batch_result a = {"a", 200, "req_1", {"{\"x\":0.1}", 9}, NULL, NULL, 0, NULL, 0};
     assert_int_equal(sl__batch_output_put(out, &a), 1);
     assert_int_equal(sl__batch_output_write_line(out, "{}\n", 3, "b"), 1);
     const char *cb = "{\"error\":\n  {\"message\":\"slow down\"}}\r\n";
-    sl_batch_result c = {"c", 429, NULL, {cb, strlen(cb)}, "http_429", "rate limited"};
+    sl_batch_result c = {"c", 429, NULL, {cb, strlen(cb)}, "http_429", "rate limited", 0, NULL, 0};
     char rid[SL_BATCH_REQ_ID_LEN];
     sl__batch_output_next_req_id(out, rid);
     sl__batch_output_next_req_id(out, rid); /* c was the third id of the first run */
@@ -669,6 +705,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_line_format),
+        cmocka_unit_test(test_line_attempts),
         cmocka_unit_test_setup_teardown(test_new_output_and_side_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_every_torn_cut, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_refusals, setup, teardown),

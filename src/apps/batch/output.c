@@ -605,6 +605,87 @@ static int append_body(sl_buf *b, sl_str body)
     return 0;
 }
 
+const char *sl__batch_error_code(int error, int http_status, char *buf, size_t len)
+{
+    switch (error) {
+    case SL_EHTTP:
+        snprintf(buf, len, "http_%d", http_status);
+        return buf;
+    case SL_ETIMEDOUT:
+        return "timeout";
+    case SL_ETRANSPORT:
+        return "transport";
+    case SL_EPROTO:
+        return "protocol";
+    case SL_EDIVERGED:
+        return "diverged";
+    case SL_ELIMIT:
+        return "too_large";
+    case SL_EBUSY:
+        return "circuit_open";
+    default:
+        return "error";
+    }
+}
+
+/* A duration in ms with one decimal: 12.3 */
+static int append_ms(sl_buf *b, double ms)
+{
+    if (!(ms >= 0))
+        ms = 0;
+    long long tenths = (long long)(ms * 10 + 0.5);
+    int rc = sl__buf_append_int(b, tenths / 10);
+    if (!rc) {
+        char frac[3] = {'.', (char)('0' + tenths % 10), 0};
+        rc = sl__buf_append_str(b, frac);
+    }
+    return rc;
+}
+
+static int append_attempts(sl_buf *b, const sl_batch_result *r)
+{
+    int rc = sl__buf_append_str(b, ",\"attempts\":");
+    if (!rc)
+        rc = sl__buf_append_int(b, r->attempts);
+    if (!rc)
+        rc = sl__buf_append_str(b, ",\"attempt_log\":[");
+    for (int i = 0; i < r->attempt_log_len && !rc; i++) {
+        const sl_attempt_info *a = &r->attempt_log[i];
+        char code[32];
+        rc = sl__buf_append_str(b, i ? ",{\"status\":" : "{\"status\":");
+        if (!rc)
+            rc = a->http_status ? sl__buf_append_int(b, a->http_status)
+                                : sl__buf_append_str(b, "null");
+        if (!rc)
+            rc = sl__buf_append_str(b, ",\"error\":");
+        if (!rc)
+            rc = append_str_or_null(
+                b, a->error ? sl__batch_error_code(a->error, a->http_status, code, sizeof code)
+                            : NULL);
+        if (!rc)
+            rc = sl__buf_append_str(b, ",\"start_ms\":");
+        if (!rc)
+            rc = append_ms(b, a->start_ms);
+        if (!rc)
+            rc = sl__buf_append_str(b, ",\"wait_ms\":");
+        if (!rc)
+            rc = append_ms(b, a->wait_ms);
+        if (!rc)
+            rc = sl__buf_append_str(b, ",\"duration_ms\":");
+        if (!rc)
+            rc = append_ms(b, a->duration_ms);
+        if (!rc)
+            rc = sl__buf_append_str(b, ",\"backoff_ms\":");
+        if (!rc)
+            rc = a->delay_ms >= 0 ? append_ms(b, a->delay_ms) : sl__buf_append_str(b, "null");
+        if (!rc)
+            rc = sl__buf_append_str(b, "}");
+    }
+    if (!rc)
+        rc = sl__buf_append_str(b, "]");
+    return rc;
+}
+
 int sl__batch_result_line(sl_buf *b, const char *req_id, const sl_batch_result *r)
 {
     int rc = sl__buf_append_str(b, "{\"id\":");
@@ -648,6 +729,8 @@ int sl__batch_result_line(sl_buf *b, const char *req_id, const sl_batch_result *
         if (!rc)
             rc = sl__buf_append_str(b, "}");
     }
+    if (!rc && r->attempts > 1)
+        rc = append_attempts(b, r);
     if (!rc)
         rc = sl__buf_append_str(b, "}\n");
     return rc;

@@ -34,6 +34,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <sluice/call.h>
 #include <sluice/common.h>
 
 #include "apps/batch/idset.h"
@@ -106,18 +107,29 @@ typedef struct sl_batch_result {
     sl_str body;            /* the answer's body as received; ptr NULL: "body": null */
     const char *error_code; /* NULL and error_message NULL: "error": null */
     const char *error_message;
+    int attempts;                    /* HTTP attempts made; more than 1 adds the log */
+    const sl_attempt_info *attempt_log; /* the first attempt_log_len of them */
+    int attempt_log_len;
 } sl_batch_result;
 
 /* Append the line for r to dst, with "id" req_id:
  *   {"id":REQ,"custom_id":ID,"response":{"status_code":N,"request_id":RID,"body":BODY},
  *    "error":{"code":C,"message":M}}\n
  * "response" is null when status_code is 0; "error" is null when both code and message
- * are NULL (a NULL member of a non-null error is null). A body that is valid JSON is
+ * are NULL (a NULL member of a non-null error is null). After a retry the line also has
+ * "attempts":N and "attempt_log":[{"status":S,"error":E,"start_ms":..,"wait_ms":..,
+ * "duration_ms":..,"backoff_ms":B},...] (S null without an answer, E null for success,
+ * B null after the last); a line of one attempt has neither. A body that is valid JSON is
  * embedded byte for byte (numbers stay as the provider wrote them) with any CR/LF between
  * tokens turned into spaces; any other body is embedded as a JSON string. Strings are
  * quoted by sl__batch_json_quote, so the line is always one line of valid UTF-8 JSON.
  * 0, SL_ELIMIT, SL_ENOMEM. */
 int sl__batch_result_line(sl_buf *dst, const char *req_id, const sl_batch_result *r);
+
+/* The "error" code of a failure (error an SL_E* code, status its HTTP status): "http_503",
+ * "timeout", "transport", "protocol", "diverged", "too_large", "circuit_open" or "error".
+ * buf (32 bytes) holds the "http_N" form. */
+const char *sl__batch_error_code(int error, int http_status, char *buf, size_t len);
 
 /* The next unique request id of this output: "batch_req_" + 16 hex digits of the salt +
  * 8 or more hex digits of a counter. buf needs SL_BATCH_REQ_ID_LEN bytes. */

@@ -564,29 +564,6 @@ static int write_result(sl_batch *b, const sl_batch_result *r, int failed)
 }
 
 /* The "error.code" of a failed call in the output line. */
-static const char *error_code_of(const sl_result *res, char *buf, size_t len)
-{
-    switch (res->error) {
-    case SL_EHTTP:
-        snprintf(buf, len, "http_%d", res->http_status);
-        return buf;
-    case SL_ETIMEDOUT:
-        return "timeout";
-    case SL_ETRANSPORT:
-        return "transport";
-    case SL_EPROTO:
-        return "protocol";
-    case SL_EDIVERGED:
-        return "diverged";
-    case SL_ELIMIT:
-        return "too_large";
-    case SL_EBUSY:
-        return "circuit_open";
-    default:
-        return "error";
-    }
-}
-
 static void record_call(sl_batch *b, const slot *s, const sl_result *res)
 {
     int failed = res->error != 0;
@@ -606,9 +583,12 @@ static void record_call(sl_batch *b, const slot *s, const sl_result *res)
             r.request_id = res->request_id;
             r.body = res->error_body.len ? res->error_body : (sl_str){NULL, 0};
         }
-        r.error_code = error_code_of(res, code, sizeof code);
+        r.error_code = sl__batch_error_code(res->error, res->http_status, code, sizeof code);
         r.error_message = res->message ? res->message : sl_strerror(res->error);
     }
+    r.attempts = res->attempts;
+    r.attempt_log = res->attempt_log;
+    r.attempt_log_len = res->attempt_log_len;
     int w = write_result(b, &r, failed);
     if (w < 0)
         return; /* not written: unfinished */
