@@ -90,8 +90,8 @@ int sl_request_set_max_tokens(sl_request *r, long n);
 /* max_tokens or max_completion_tokens of the body, or -1. */
 long sl_request_max_tokens(const sl_request *r);
 int sl_request_set_temperature(sl_request *r, double t);
-/* Streaming (sl_request_new: on; from_json: the body's "stream"). A streamed chat
- * request also asks for usage (stream_options.include_usage: true is added on the wire
+/* Streaming (sl_request_new: on; from_json: the body's "stream"). A streamed chat or text
+ * completion also asks for usage (stream_options.include_usage: true is added on the wire
  * unless the body has stream_options); a request that is not streamed drops
  * stream_options. /embeddings is never streamed. */
 int sl_request_set_stream(sl_request *r, int on);

@@ -47,6 +47,19 @@ int cli_provider_open(cli_provider *p, uv_loop_t *loop, const sl_mock_opts *mock
         fprintf(stderr, "sluice: --api-key-env %s: the variable is not set or empty\n", key_env);
         return -1;
     }
+    for (const char *k = p->api_key; k && *k; k++)
+        if ((unsigned char)*k < 0x20 || *k == 0x7f) {
+            fprintf(stderr,
+                    "sluice: the API key in $%s contains a control character (a line break?): "
+                    "it cannot go in an HTTP header\n",
+                    key_env);
+            return -1;
+        }
+    if (p->base_url_flag && !*p->base_url_flag) {
+        /* an unset variable in --base-url "$URL" must not fall back to another provider */
+        fprintf(stderr, "sluice: --base-url is empty\n");
+        return -1;
+    }
     const char *url = p->base_url_flag ? p->base_url_flag : getenv("OPENAI_BASE_URL");
     if (url && *url) {
         if (strncmp(url, "http://", 7) && strncmp(url, "https://", 8)) {

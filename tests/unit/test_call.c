@@ -933,7 +933,8 @@ static void test_completions_and_embeddings(void **state)
                                 "\"model\":\"t\",\"choices\":[{\"index\":0,\"text\":\"Once upon\","
                                 "\"logprobs\":null,\"finish_reason\":\"length\"}]}");
     assert_true(!strncmp(ss_request(ss, 0), "POST /v1/completions ", 21));
-    assert_null(strstr(ss_request(ss, 0), "stream_options"));
+    /* the legacy API reports usage in a last chunk when asked, as chat does */
+    assert_non_null(strstr(ss_request(ss, 0), "\"stream_options\":{\"include_usage\":true}"));
     sl_call_free(x.call);
     sl_client_free(c);
     ss_free(ss);

@@ -52,6 +52,13 @@ static void test_build(void **state)
     assert_int_equal(h.body_len, strlen(h.body));
     sl__openai_http_free(&h);
 
+    /* the legacy completions API reports usage in a last chunk too */
+    assert_int_equal(sl_request_set_endpoint(r, "/completions"), 0);
+    assert_int_equal(sl__openai_build("http://h:1/v1", NULL, NULL, r, &h), 0);
+    assert_string_equal(
+        h.body, "{\"messages\":[],\"stream\":true,\"stream_options\":{\"include_usage\":true}}");
+    sl__openai_http_free(&h);
+
     assert_int_equal(sl_request_set_endpoint(r, "/embeddings"), 0);
     assert_int_equal(sl__openai_build("https://api.example.com/v1", NULL, NULL, r, &h), 0);
     assert_string_equal(h.url, "https://api.example.com/v1/embeddings");

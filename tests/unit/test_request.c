@@ -172,9 +172,13 @@ static void test_include_usage_rule(void **state)
     const char *plain = "{\"messages\":[]}";
     assert_int_equal(sl_request_from_json(plain, strlen(plain), &r), 0);
     assert_json(sl__request_wire_body(r, NULL), plain);
-    /* streamed text completion: no include_usage added (chat only) */
+    /* a streamed text completion asks for usage too (the legacy API has the option) */
     assert_int_equal(sl_request_set_endpoint(r, "/completions"), 0);
     assert_int_equal(sl_request_set_stream(r, 1), 0);
+    assert_json(sl__request_wire_body(r, NULL),
+                "{\"messages\":[],\"stream\":true,\"stream_options\":{\"include_usage\":true}}");
+    /* any other endpoint: as is */
+    assert_int_equal(sl_request_set_endpoint(r, "/responses"), 0);
     assert_json(sl__request_wire_body(r, NULL), "{\"messages\":[],\"stream\":true}");
     /* embeddings are never streamed */
     assert_int_equal(sl_request_set_endpoint(r, "/embeddings"), 0);
