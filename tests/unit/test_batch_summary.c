@@ -137,7 +137,18 @@ static void test_text_summary(void **state)
                         "  line 12: invalid JSON at column 3: x\n"
                         "  r4: http 429: Rate limit reached retry later\n"
                         "  \"q\\nx\": invalid: line 13: missing \"body\"\n"
-                        "  ... and 2 more (all are in the output file)\n");
+                        "  ... and 2 more (each one with an id has its line in the output file)\n");
+    sl__buf_free(&b);
+
+    /* a stream cut after its 200 is a transport failure, not "http 200" */
+    sl__batch_summary_free(&s);
+    sl__batch_summary_init(&s, 10);
+    const sl_batch_record cut = {"c1", 7, SL_BATCH_TRANSPORT, 200, "connection closed", 5, 2,
+                                 -1, -1};
+    assert_int_equal(sl__batch_summary_add(&s, &cut), 0);
+    sl__buf_reset(&b);
+    assert_int_equal(sl__batch_summary_text(&s, &b), 0);
+    assert_non_null(strstr(b.data, "failures:\n  c1: transport: connection closed\n"));
     sl__buf_free(&b);
 
     /* a run cut short, nothing sent yet */
@@ -298,8 +309,8 @@ static void test_bounded_failures(void **state)
     sl_buf b;
     sl__buf_init(&b, 0);
     assert_int_equal(sl__batch_summary_text(&s, &b), 0);
-    assert_non_null(strstr(b.data, "  f999: http 500: boom\n  ... and 99000 more (all are in "
-                                   "the output file)\n"));
+    assert_non_null(strstr(b.data, "  f999: http 500: boom\n  ... and 99000 more (each one with "
+                                   "an id has its line in the output file)\n"));
     sl__buf_free(&b);
     sl__batch_summary_free(&s);
 }

@@ -129,12 +129,14 @@ int sl__batch_progress_bar(const sl_batch_progress *p, const sl_batch_counters *
         snprintf(tot, sizeof tot, "%" PRIu64, c->total);
     else
         snprintf(tot, sizeof tot, "?");
-    char nums[256];
+    char nums[256], inv[40] = "";
+    if (c->invalid)
+        snprintf(inv, sizeof inv, " invalid=%" PRIu64, c->invalid);
     int n = snprintf(nums, sizeof nums,
-                     " %" PRIu64 "/%s ok=%" PRIu64 " fail=%" PRIu64 " retry=%" PRIu64
+                     " %" PRIu64 "/%s ok=%" PRIu64 " fail=%" PRIu64 "%s retry=%" PRIu64
                      " %s/s %s tok/s%s%s",
-                     c->skipped + c->done, tot, c->ok, c->failed, c->retrying, rs, ts,
-                     c->total ? " ETA " : "", c->total ? es : "");
+                     c->skipped + c->done, tot, c->ok, c->failed - c->invalid, inv, c->retrying,
+                     rs, ts, c->total ? " ETA " : "", c->total ? es : "");
     size_t nlen = n < 0 ? 0 : (size_t)n >= sizeof nums ? sizeof nums - 1 : (size_t)n;
     char line[512];
     size_t len = 0;
@@ -171,7 +173,7 @@ int sl__batch_progress_line(const sl_batch_progress *p, const sl_batch_counters 
                             sl_buf *out)
 {
     double rr = sl__batch_progress_req_rate(p, c, now_ms);
-    char rs[24], es[24], tot[24], skip[40] = "";
+    char rs[24], es[24], tot[24], skip[40] = "", inv[40] = "";
     sl__batch_fmt_rate(rs, rr);
     eta(es, c, rr);
     if (c->total)
@@ -180,9 +182,11 @@ int sl__batch_progress_line(const sl_batch_progress *p, const sl_batch_counters 
         snprintf(tot, sizeof tot, "?");
     if (c->skipped)
         snprintf(skip, sizeof skip, " skipped=%" PRIu64, c->skipped);
+    if (c->invalid)
+        snprintf(inv, sizeof inv, " invalid=%" PRIu64, c->invalid);
     return sl__buf_printf(out,
                           "[batch] %" PRIu64 "/%s ok=%" PRIu64 " failed=%" PRIu64
-                          "%s retrying=%" PRIu64 " rate=%s/s tok/s=%.0f eta=%s\n",
-                          c->skipped + c->done, tot, c->ok, c->failed, skip, c->retrying, rs,
-                          sl__batch_progress_tok_rate(p, c, now_ms), es);
+                          "%s%s retrying=%" PRIu64 " rate=%s/s tok/s=%.0f eta=%s\n",
+                          c->skipped + c->done, tot, c->ok, c->failed - c->invalid, inv, skip,
+                          c->retrying, rs, sl__batch_progress_tok_rate(p, c, now_ms), es);
 }

@@ -24,6 +24,7 @@ typedef struct sl_batch_counters {
     uint64_t done;    /* items finished by this run: ok + failed */
     uint64_t ok;
     uint64_t failed;    /* failed requests and invalid input lines */
+    uint64_t invalid;   /* of failed, invalid input lines (shown apart) */
     uint64_t retrying;  /* requests waiting for a retry now */
     uint64_t in_flight; /* requests being sent or received now */
     uint64_t retries;   /* retry attempts so far */

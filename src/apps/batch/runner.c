@@ -208,7 +208,6 @@ struct sl_batch {
     int *free_slots;
     int nfree;
     uint64_t in_flight;
-    uint64_t invalid;
     uint64_t cancelled;
     uint64_t line_msgs;
     uv_async_t async;
@@ -216,6 +215,7 @@ struct sl_batch {
     uv_idle_t more; /* pump again after the loop's next poll: see PUMP_BURST */
     int open_handles;
     int bar, status; /* progress mode chosen at start */
+    double next_status_ms; /* status mode: when the next line is due */
     int bar_shown;
     double t_start;
     unsigned started : 1, stopping : 1, cancelling : 1, finishing : 1, done : 1, fatal : 1,
@@ -284,9 +284,19 @@ static void render(sl_batch *b)
     sl__batch_progress_sample(&b->prog, &b->cnt, now);
 }
 
+/* The bar redraws on every tick. The status line ticks every second to keep the rate's
+ * samples ~1 s apart (its window stays ~10 s), and prints when its period has passed. */
 static void on_tick(uv_timer_t *t)
 {
-    render(t->data);
+    sl_batch *b = t->data;
+    double now = sl__clock_ms();
+    if (b->status && now < b->next_status_ms) {
+        sl__batch_progress_sample(&b->prog, &b->cnt, now);
+        return;
+    }
+    if (b->status)
+        b->next_status_ms += b->o.status_interval_s * 1000;
+    render(b);
 }
 
 /* ---- finishing -------------------------------------------------------------------- */
@@ -697,7 +707,7 @@ static void invalid_line(sl_batch *b, sl_batch_item *it)
     sl__batch_summary_add(b->sum, &rec);
     b->cnt.done++;
     b->cnt.failed++;
-    b->invalid++;
+    b->cnt.invalid++;
 
     if (b->o.strict && !b->strict_hit) {
         b->strict_hit = 1;
@@ -1066,6 +1076,9 @@ int sl_batch_start(sl_batch *b, sl_batch_done_cb on_done, void *user)
         uv_timer_start(&b->tick, on_tick, BAR_INTERVAL_MS, BAR_INTERVAL_MS);
     } else if (b->status) {
         uint64_t ms = (uint64_t)(b->o.status_interval_s * 1000 + 0.5);
+        if (ms > 1000)
+            ms = 1000;
+        b->next_status_ms = b->t_start + b->o.status_interval_s * 1000;
         uv_timer_start(&b->tick, on_tick, ms ? ms : 1, ms ? ms : 1);
     }
     pump(b);
@@ -1079,7 +1092,7 @@ void sl_batch_get_stats(const sl_batch *b, sl_batch_stats *st)
     st->skipped = b->cnt.skipped;
     st->ok = b->cnt.ok;
     st->failed = b->cnt.failed;
-    st->invalid = b->invalid;
+    st->invalid = b->cnt.invalid;
     st->in_flight = b->in_flight;
     st->retrying = b->cnt.retrying;
     st->retries = b->cnt.retries;

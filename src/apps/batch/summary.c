@@ -337,7 +337,11 @@ int sl__batch_summary_text(const sl_batch_summary *s, sl_buf *out)
         if (!rc && f->id)
             rc = append_id(out, f->id);
         if (!rc && (f->id || !f->message)) {
-            if (f->http_status)
+            /* the status only names an HTTP failure: a stream cut after its 200 is a
+             * transport failure */
+            if (f->http_status &&
+                (f->outcome == SL_BATCH_HTTP_4XX || f->outcome == SL_BATCH_HTTP_5XX ||
+                 f->outcome == SL_BATCH_OTHER))
                 rc = sl__buf_printf(out, "http %d", f->http_status);
             else
                 rc = sl__buf_append_str(out, outcome_words[f->outcome]);
@@ -350,7 +354,9 @@ int sl__batch_summary_text(const sl_batch_summary *s, sl_buf *out)
             rc = sl__buf_append_str(out, "\n");
     }
     if (!rc && s->failures_omitted)
-        rc = sl__buf_printf(out, "  ... and %" PRIu64 " more (all are in the output file)\n",
+        rc = sl__buf_printf(out,
+                            "  ... and %" PRIu64 " more (each one with an id has its line in "
+                            "the output file)\n",
                             s->failures_omitted);
     return rc;
 }
