@@ -37,7 +37,13 @@ static const char usage_text[] =
     "      --rpm N             requests per minute (default: no limit)\n"
     "      --tpm N             tokens per minute (default: no limit)\n"
     "      --retries N         retries after the first attempt (default 3)\n"
-    "      --timeout SECONDS   per attempt (e.g. 30, 1.5s, 500ms; default: none)\n"
+    "      --timeout SECONDS   per attempt (e.g. 30, 1.5s, 500ms; default 600, 0 = none)\n"
+    "      --deadline SECONDS  per request, all its attempts and waits included\n"
+    "                          (default: none)\n"
+    "      --breaker N         after N consecutive failures, fail requests at once\n"
+    "                          (circuit_open) until a trial succeeds (default: off)\n"
+    "      --breaker-cooldown SECONDS\n"
+    "                          time before the trial request (default 10)\n"
     "  -m, --model NAME        model for lines that name none (default: mock-model on the\n"
     "                          embedded mock, else $SLUICE_MODEL or gpt-4o-mini)\n"
     "      --base-url URL      OpenAI-compatible endpoint (default: $OPENAI_BASE_URL;\n"
@@ -132,6 +138,9 @@ int cmd_batch(int argc, char **argv)
         {"tpm", required_argument, NULL, 'T'},
         {"retries", required_argument, NULL, 'r'},
         {"timeout", required_argument, NULL, 't'},
+        {"deadline", required_argument, NULL, 'D'},
+        {"breaker", required_argument, NULL, 'B'},
+        {"breaker-cooldown", required_argument, NULL, 'C'},
         {"model", required_argument, NULL, 'm'},
         {"base-url", required_argument, NULL, 'b'},
         {"api-key-env", required_argument, NULL, 'k'},
@@ -151,8 +160,10 @@ int cmd_batch(int argc, char **argv)
     memset(&prov, 0, sizeof prov);
     sl_batch_opts bo;
     sl_batch_opts_init(&bo);
-    long concurrency = 50, retries = 3, rpm = 0, tpm = 0;
-    double timeout_s = 0, grace_s = 30;
+    long concurrency = 50, retries = 3, rpm = 0, tpm = 0, breaker = 0;
+    /* A default attempt timeout, as the OpenAI SDKs have: a provider that stalls must not
+     * hold a batch forever. */
+    double timeout_s = 600, grace_s = 30, deadline_s = 0, cooldown_s = 10;
     const char *model = NULL;
     int opt;
     optind = 1;
@@ -182,6 +193,18 @@ int cmd_batch(int argc, char **argv)
             break;
         case 't':
             if (cli_parse_seconds("--timeout", optarg, &timeout_s))
+                return SL_EXIT_USAGE;
+            break;
+        case 'D':
+            if (cli_parse_seconds("--deadline", optarg, &deadline_s))
+                return SL_EXIT_USAGE;
+            break;
+        case 'B':
+            if (cli_parse_long("--breaker", optarg, 0, 1000000, &breaker))
+                return SL_EXIT_USAGE;
+            break;
+        case 'C':
+            if (cli_parse_seconds("--breaker-cooldown", optarg, &cooldown_s))
                 return SL_EXIT_USAGE;
             break;
         case 'm':
@@ -262,7 +285,7 @@ int cmd_batch(int argc, char **argv)
 
     /* One descriptor per connection (two with the embedded mock: both ends are here),
      * plus room for the files and the loop. Refuse now rather than fail mid-run. */
-    long need = concurrency * (prov.embedded ? 2 : 1) + 256;
+    long need = concurrency * (prov.embedded ? 2 : 1) + 64;
     if (cli_raise_nofile(need)) {
         struct rlimit rl;
         getrlimit(RLIMIT_NOFILE, &rl);
@@ -292,6 +315,9 @@ int cmd_batch(int argc, char **argv)
     bo.policy.max_attempts = (int)retries + 1;
     bo.policy.rpm = rpm;
     bo.policy.tpm = tpm;
+    bo.policy.deadline_ms = (long)(deadline_s * 1000 + 0.5);
+    bo.policy.breaker_threshold = (int)breaker;
+    bo.policy.breaker_cooldown_ms = (long)(cooldown_s * 1000 + 0.5);
     c.grace_s = grace_s;
     char err[1024];
     if ((rc = sl_batch_new(c.loop, &bo, &c.batch, err, sizeof err))) {

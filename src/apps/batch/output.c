@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -342,6 +343,26 @@ static void output_free(sl_batch_output *out)
     free(out);
 }
 
+/* One writer per file: a second run on the same OUTPUT (a --resume started while the first
+ * still runs) would write the same ids again. The lock goes with the process, kill -9
+ * included. */
+static int lock_output(sl_batch_output *out, char *err, size_t errlen)
+{
+    if (flock(out->fd, LOCK_EX | LOCK_NB) == 0)
+        return 0;
+    if (errno == EWOULDBLOCK) {
+        snprintf(err, errlen,
+                 "%s is being written by another sluice batch; wait for it to end (or stop "
+                 "it) before resuming",
+                 out->path);
+        return SL_EINVAL;
+    }
+    if (errno == ENOLCK || errno == EINVAL || errno == EOPNOTSUPP)
+        return 0; /* a file system without locks: go on unprotected */
+    snprintf(err, errlen, "cannot lock %s: %s", out->path, strerror(errno));
+    return SL_EIO;
+}
+
 int sl__batch_output_open(const char *path, const sl_batch_output_opts *o, sl_batch_output **outp,
                           sl_batch_resume_info *infop, char *err, size_t errlen)
 {
@@ -436,6 +457,9 @@ int sl__batch_output_open(const char *path, const sl_batch_output_opts *o, sl_ba
             goto fail;
         }
         fsync_dir_of(path);
+        rc = lock_output(out, err, errlen);
+        if (rc)
+            goto fail;
         goto ready;
     }
 
@@ -464,6 +488,9 @@ int sl__batch_output_open(const char *path, const sl_batch_output_opts *o, sl_ba
         rc = SL_EIO;
         goto fail;
     }
+    rc = lock_output(out, err, errlen); /* before a torn line is cut off */
+    if (rc)
+        goto fail;
     info->resumed = 1;
     rc = scan_existing(out, info, err, errlen);
     if (rc) {

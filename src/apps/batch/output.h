@@ -24,6 +24,9 @@
  *     found are the ones the runner skips. Without a usable fingerprint (no side file, or
  *     an input read from stdin) the runner must call sl__batch_output_check_ids at the end.
  *   - "-" is standard output: no resume, no side file, never closed.
+ *   - A regular OUTPUT is locked (flock, exclusive) for as long as it is open: a second
+ *     run on it is refused ("OUTPUT is being written by another sluice batch ...") before
+ *     anything is read, cut or written.
  * Durability: fdatasync every sync_interval_ms (checked after each write; default 1000 ms)
  * and at close. Errors are SL_EINVAL (a refusal: the message says why and what to do),
  * SL_EPARSE (a damaged file), SL_EIO (with the system's reason), SL_ENOMEM. */
