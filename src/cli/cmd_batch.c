@@ -53,7 +53,7 @@ static const char usage_text[] =
     "                          that have a result (refused if OUTPUT is from another input)\n"
     "      --progress MODE     auto (a bar if stderr is a terminal, else a status line\n"
     "                          every 10 s), always (the bar), never\n"
-    "      --summary-json FILE the final summary as JSON\n"
+    "      --summary-json FILE the final summary as JSON ('-' = stdout)\n"
     "      --stream            use streaming calls; each body is the assembled completion\n"
     "      --strict            stop at the first invalid input line (exit 2)\n"
     "      --grace SECONDS     after Ctrl-C, wait this long for in-flight requests\n"

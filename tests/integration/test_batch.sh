@@ -145,7 +145,27 @@ cp "$T/out.jsonl" "$T/before.jsonl"
 expect_status 2 "$SLUICE" batch "$T/in51.txt" -o "$T/out.jsonl" "${B[@]}" --resume
 grep -q 'different input' "$T/err" || fail "foreign output not refused: $(cat "$T/err")"
 cmp -s "$T/out.jsonl" "$T/before.jsonl" || fail "a refused resume changed the output"
-ok "existing output refused, torn last line repaired, different input refused"
+# the same from standard input: it can only be compared at its end, and then it fails
+numbers 51 | sed 's/prompt/other/' | expect_status 2 "$SLUICE" batch - -o "$T/out.jsonl" "${B[@]}" --resume
+grep -q 'cannot be checked against .* before the run' "$T/err" || fail "no warning for a resume from stdin: $(cat "$T/err")"
+grep -q 'made from a different input' "$T/err" || fail "foreign stdin not reported: $(cat "$T/err")"
+ok "existing output refused, torn last line repaired, different input refused (stdin: at its end)"
+
+# A second run on an OUTPUT being written is refused before it touches it.
+start_server slow "$SLUICE" mock --listen 127.0.0.1:0 --ttft-ms 3000
+fresh
+"$SLUICE" batch "$T/in50.txt" -o "$T/out.jsonl" --base-url "$URL_slow/v1" --progress never 2>/dev/null &
+first=$!
+for _ in $(seq 100); do [ -s "$T/out.jsonl.sluice" ] && break; sleep 0.05; done
+sleep 0.2
+expect_status 2 "$SLUICE" batch "$T/in50.txt" -o "$T/out.jsonl" "${B[@]}" --resume
+grep -q 'is being written by another sluice batch' "$T/err" || fail "a second writer was not refused: $(cat "$T/err")"
+kill -TERM "$first"
+wait "$first"
+expect_status 0 "$SLUICE" batch "$T/in50.txt" -o "$T/out.jsonl" "${B[@]}" --resume
+ids_once "$T/out.jsonl" "$T/want.ids"
+stop_server slow
+ok "OUTPUT is locked: a second run on it is refused; once the first ends, --resume finishes"
 
 # 6. SIGINT: in-flight requests finish within the grace period, exit 130; a resume does
 #    exactly the rest. A second signal stops at once.

@@ -480,6 +480,8 @@ int sl__batch_output_open(const char *path, const sl_batch_output_opts *o, sl_ba
         }
         out->side_present = present;
         info->had_side_file = present;
+        info->side_fingerprint_known = present && known;
+        info->side_fingerprint = fp;
         info->needs_id_check = !(present && known && o->fingerprint_known);
     }
     out->fd = open(path, O_RDWR | O_APPEND | O_CLOEXEC);
@@ -829,6 +831,14 @@ int sl__batch_output_put(sl_batch_output *out, const sl_batch_result *r)
     if (out->line.cap > (1u << 20))
         sl__buf_free(&out->line);
     return rc;
+}
+
+int sl__batch_output_set_fingerprint(sl_batch_output *out, uint64_t fingerprint, char *err,
+                                     size_t errlen)
+{
+    if (!out->side_path)
+        return 0;
+    return write_side(out, fingerprint, 1, err, errlen);
 }
 
 int sl__batch_output_check_ids(sl_batch_output *out, const sl_batch_idset *input_ids,

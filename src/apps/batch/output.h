@@ -80,6 +80,8 @@ typedef struct sl_batch_resume_info {
     uint64_t torn_bytes; /* bytes removed */
     int had_side_file;   /* OUTPUT.sluice existed */
     int needs_id_check;  /* call sl__batch_output_check_ids after the input is read */
+    int side_fingerprint_known; /* the side file names its input's fingerprint: */
+    uint64_t side_fingerprint;  /* an input read from stdin is compared at its end */
 } sl_batch_resume_info;
 
 /* Fill o with the defaults (side_file 1, everything else 0/NULL). */
@@ -155,6 +157,12 @@ int sl__batch_output_write_line(sl_batch_output *out, const char *line, size_t l
 /* Flush to disk now (fdatasync; a no-op unless the fd is a regular file, which stdout
  * redirected to a file is). 0 or SL_EIO. */
 int sl__batch_output_sync(sl_batch_output *out);
+
+/* Record the fingerprint of an input that was read from a stream (stdin) in the side file,
+ * once the whole input has been read, so that a later --resume can compare. Does nothing
+ * for an output without side file. 0, or an error with err filled. */
+int sl__batch_output_set_fingerprint(sl_batch_output *out, uint64_t fingerprint, char *err,
+                                     size_t errlen);
 
 /* Resume without a fingerprint: every custom_id of the file must be an id of the input
  * (input_ids: sl__batch_input_ids after the end of input; with forget_written only the ids

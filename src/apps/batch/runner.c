@@ -391,11 +391,21 @@ static void finish(sl_batch *b)
         if (b->scanned && fp != b->scan.fingerprint) {
             say(b, "%s changed while the batch ran; its results may not match it", b->input_name);
             input_error = 1;
+        } else if (!b->scanned && b->rinfo.side_fingerprint_known &&
+                   fp != b->rinfo.side_fingerprint) {
+            say(b,
+                "%s was made from a different input (fingerprint %016" PRIx64 ", this input %016" PRIx64
+                "): the results of this run were added to it; check it, or start a new output",
+                b->output, b->rinfo.side_fingerprint, fp);
+            input_error = 1;
         } else if (b->rinfo.needs_id_check && b->out &&
                    sl__batch_output_check_ids(b->out, sl__batch_input_ids(b->feed->in), fp, err,
                                               sizeof err)) {
             say(b, "%s", err);
             input_error = 1;
+        } else if (!b->scanned && b->out && !b->rinfo.side_fingerprint_known &&
+                   sl__batch_output_set_fingerprint(b->out, fp, err, sizeof err)) {
+            say(b, "%s", err); /* a later --resume checks the ids only */
         }
     }
     int output_error = close_outputs(b);
@@ -945,6 +955,25 @@ int sl_batch_new(uv_loop_t *loop, const sl_batch_opts *o, sl_batch **out, char *
         FAIL(SL_ENOMEM, "out of memory");
     }
     sl__batch_summary_init(b->sum, 0);
+    if (!strcmp(o->output, "-") && o->errors && !strcmp(o->errors, "-"))
+        FAIL(SL_EINVAL, "-o - and --errors - would write each failure to stdout twice");
+    if (!strcmp(o->output, "-") && o->summary_json && !strcmp(o->summary_json, "-"))
+        FAIL(SL_EINVAL, "-o - and --summary-json - would mix the summary into the results");
+    if (o->summary_json && strcmp(o->summary_json, "-")) {
+        /* written at the end, beside it: find out now that it cannot be */
+        char dir[4096];
+        const char *slash = strrchr(o->summary_json, '/');
+        if (!slash)
+            snprintf(dir, sizeof dir, ".");
+        else
+            snprintf(dir, sizeof dir, "%.*s", slash == o->summary_json ? 1 : (int)(slash - o->summary_json),
+                     o->summary_json);
+        struct stat sj;
+        if (stat(o->summary_json, &sj) == 0 && S_ISDIR(sj.st_mode))
+            FAIL(SL_EIO, "cannot write the summary to %s: it is a directory", o->summary_json);
+        if (access(dir, W_OK | X_OK))
+            FAIL(SL_EIO, "cannot write the summary to %s: %s", o->summary_json, strerror(errno));
+    }
     for (int i = 0; i < o->concurrency; i++) {
         b->slots[i].b = b;
         b->free_slots[i] = o->concurrency - 1 - i; /* slot 0 first */
@@ -1067,6 +1096,12 @@ int sl_batch_start(sl_batch *b, sl_batch_done_cb on_done, void *user)
     if (b->rinfo.resumed)
         say(b, "resuming %s: %" PRIu64 " results kept (%" PRIu64 " failed)", b->output,
             b->rinfo.ids, b->rinfo.failed);
+    if (b->rinfo.resumed && b->rinfo.needs_id_check)
+        say(b,
+            "%s cannot be checked against %s before the run (%s): it is checked when the "
+            "input ends",
+            b->input_name, b->output,
+            b->scanned ? "the output has no side file" : "the input is a stream");
 
     int tty = isatty(fileno(b->msg));
     b->bar = b->o.progress == SL_PROGRESS_ALWAYS || (b->o.progress == SL_PROGRESS_AUTO && tty);

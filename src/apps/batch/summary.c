@@ -455,6 +455,13 @@ int sl__batch_summary_save_json(const sl_batch_summary *s, const char *path, cha
         snprintf(err, errlen, "%s: out of memory", path);
         goto out;
     }
+    if (!strcmp(path, "-")) { /* standard output (never OUTPUT's too) */
+        if (fwrite(b.data, 1, b.len, stdout) != b.len || fflush(stdout)) {
+            rc = SL_EIO;
+            snprintf(err, errlen, "cannot write the summary to stdout: %s", strerror(errno));
+        }
+        goto out;
+    }
     size_t n = strlen(path) + 8;
     tmp = malloc(n);
     if (!tmp) {
