@@ -251,8 +251,8 @@ char *sl__request_wire_body(const sl_request *r, size_t *len)
     int stream = sl_request_stream(r);
     /* both the chat and the legacy completions API report usage in a last chunk when
      * asked to */
-    int usage_ok = !strcmp(r->endpoint, "/chat/completions") ||
-                   !strcmp(r->endpoint, "/completions");
+    int usage_ok =
+        !strcmp(r->endpoint, "/chat/completions") || !strcmp(r->endpoint, "/completions");
     json_t *opts = json_object_get(r->body, "stream_options");
     if ((stream && (!usage_ok || opts)) || (!stream && !opts))
         return sl__json_dump_exact(r->body, len);

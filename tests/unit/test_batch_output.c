@@ -170,7 +170,8 @@ static void test_line_format(void **state)
 
     /* a body that is not JSON is kept as a string; control bytes escaped */
     sl__buf_reset(&b);
-    sl_batch_result e = {"x", 502, NULL, {"<html>\x01\tbad\x7f</html>", 19}, NULL, "bad gateway", 0, NULL, 0};
+    sl_batch_result e = {"x", 502,  NULL, {"<html>\x01\tbad\x7f</html>", 19}, NULL, "bad gateway",
+                         0,   NULL, 0};
     assert_int_equal(sl__batch_result_line(&b, "r", &e), 0);
     assert_string_equal(b.data,
                         "{\"id\":\"r\",\"custom_id\":\"x\",\"response\":{\"status_code\":502,"
@@ -318,7 +319,8 @@ static void test_resume_every_torn_cut(void **state)
         assert_int_equal(sb.st_size, off_c);
         /* finishing the run gives back the whole file, c once */
         const char *cb = "{\"error\":\n  {\"message\":\"slow down\"}}\r\n";
-        sl_batch_result c = {"c", 429, NULL, {cb, strlen(cb)}, "http_429", "rate limited", 0, NULL, 0};
+        sl_batch_result c = {"c", 429,  NULL, {cb, strlen(cb)}, "http_429", "rate limited",
+                             0,   NULL, 0};
         char rid[SL_BATCH_REQ_ID_LEN];
         sl__batch_output_next_req_id(out, rid);
         sl__batch_output_next_req_id(out, rid); /* c was the third id of the first run */

@@ -144,7 +144,7 @@ static void test_text_summary(void **state)
     sl__batch_summary_free(&s);
     sl__batch_summary_init(&s, 10);
     const sl_batch_record cut = {"c1", 7, SL_BATCH_TRANSPORT, 200, "connection closed", 5, 2,
-                                 -1, -1};
+                                 -1,   -1};
     assert_int_equal(sl__batch_summary_add(&s, &cut), 0);
     sl__buf_reset(&b);
     assert_int_equal(sl__batch_summary_text(&s, &b), 0);

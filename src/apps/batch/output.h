@@ -70,16 +70,16 @@ typedef struct sl_batch_output_opts {
 
 /* What open found in an existing file. */
 typedef struct sl_batch_resume_info {
-    int resumed;         /* 1 if an existing file is being continued */
-    uint64_t lines;      /* result lines kept */
-    uint64_t ids;        /* distinct custom_ids among them (skipped by the runner) */
-    uint64_t failed;     /* of those ids, lines whose "error" is not null */
-    uint64_t duplicates; /* lines whose custom_id was already seen (should be 0) */
-    int torn;            /* 1 if a torn last line was cut off */
-    uint64_t torn_line;  /* its line number */
-    uint64_t torn_bytes; /* bytes removed */
-    int had_side_file;   /* OUTPUT.sluice existed */
-    int needs_id_check;  /* call sl__batch_output_check_ids after the input is read */
+    int resumed;                /* 1 if an existing file is being continued */
+    uint64_t lines;             /* result lines kept */
+    uint64_t ids;               /* distinct custom_ids among them (skipped by the runner) */
+    uint64_t failed;            /* of those ids, lines whose "error" is not null */
+    uint64_t duplicates;        /* lines whose custom_id was already seen (should be 0) */
+    int torn;                   /* 1 if a torn last line was cut off */
+    uint64_t torn_line;         /* its line number */
+    uint64_t torn_bytes;        /* bytes removed */
+    int had_side_file;          /* OUTPUT.sluice existed */
+    int needs_id_check;         /* call sl__batch_output_check_ids after the input is read */
     int side_fingerprint_known; /* the side file names its input's fingerprint: */
     uint64_t side_fingerprint;  /* an input read from stdin is compared at its end */
 } sl_batch_resume_info;
@@ -112,7 +112,7 @@ typedef struct sl_batch_result {
     sl_str body;            /* the answer's body as received; ptr NULL: "body": null */
     const char *error_code; /* NULL and error_message NULL: "error": null */
     const char *error_message;
-    int attempts;                    /* HTTP attempts made; more than 1 adds the log */
+    int attempts;                       /* HTTP attempts made; more than 1 adds the log */
     const sl_attempt_info *attempt_log; /* the first attempt_log_len of them */
     int attempt_log_len;
 } sl_batch_result;

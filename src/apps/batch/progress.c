@@ -135,8 +135,8 @@ int sl__batch_progress_bar(const sl_batch_progress *p, const sl_batch_counters *
     int n = snprintf(nums, sizeof nums,
                      " %" PRIu64 "/%s ok=%" PRIu64 " fail=%" PRIu64 "%s retry=%" PRIu64
                      " %s/s %s tok/s%s%s",
-                     c->skipped + c->done, tot, c->ok, c->failed - c->invalid, inv, c->retrying,
-                     rs, ts, c->total ? " ETA " : "", c->total ? es : "");
+                     c->skipped + c->done, tot, c->ok, c->failed - c->invalid, inv, c->retrying, rs,
+                     ts, c->total ? " ETA " : "", c->total ? es : "");
     size_t nlen = n < 0 ? 0 : (size_t)n >= sizeof nums ? sizeof nums - 1 : (size_t)n;
     char line[512];
     size_t len = 0;

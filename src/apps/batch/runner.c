@@ -214,7 +214,7 @@ struct sl_batch {
     uv_timer_t tick, grace, fin;
     uv_idle_t more; /* pump again after the loop's next poll: see PUMP_BURST */
     int open_handles;
-    int bar, status; /* progress mode chosen at start */
+    int bar, status;       /* progress mode chosen at start */
     double next_status_ms; /* status mode: when the next line is due */
     int bar_shown;
     double t_start;
@@ -394,7 +394,8 @@ static void finish(sl_batch *b)
         } else if (!b->scanned && b->rinfo.side_fingerprint_known &&
                    fp != b->rinfo.side_fingerprint) {
             say(b,
-                "%s was made from a different input (fingerprint %016" PRIx64 ", this input %016" PRIx64
+                "%s was made from a different input (fingerprint %016" PRIx64
+                ", this input %016" PRIx64
                 "): the results of this run were added to it; check it, or start a new output",
                 b->output, b->rinfo.side_fingerprint, fp);
             input_error = 1;
@@ -966,7 +967,8 @@ int sl_batch_new(uv_loop_t *loop, const sl_batch_opts *o, sl_batch **out, char *
         if (!slash)
             snprintf(dir, sizeof dir, ".");
         else
-            snprintf(dir, sizeof dir, "%.*s", slash == o->summary_json ? 1 : (int)(slash - o->summary_json),
+            snprintf(dir, sizeof dir, "%.*s",
+                     slash == o->summary_json ? 1 : (int)(slash - o->summary_json),
                      o->summary_json);
         struct stat sj;
         if (stat(o->summary_json, &sj) == 0 && S_ISDIR(sj.st_mode))

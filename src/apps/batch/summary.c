@@ -339,9 +339,8 @@ int sl__batch_summary_text(const sl_batch_summary *s, sl_buf *out)
         if (!rc && (f->id || !f->message)) {
             /* the status only names an HTTP failure: a stream cut after its 200 is a
              * transport failure */
-            if (f->http_status &&
-                (f->outcome == SL_BATCH_HTTP_4XX || f->outcome == SL_BATCH_HTTP_5XX ||
-                 f->outcome == SL_BATCH_OTHER))
+            if (f->http_status && (f->outcome == SL_BATCH_HTTP_4XX ||
+                                   f->outcome == SL_BATCH_HTTP_5XX || f->outcome == SL_BATCH_OTHER))
                 rc = sl__buf_printf(out, "http %d", f->http_status);
             else
                 rc = sl__buf_append_str(out, outcome_words[f->outcome]);
