@@ -62,7 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(info.torn || info.torn_bytes == 0);
     uint64_t ids = info.ids;
     CHECK(sl__batch_output_ids(out)->count == ids);
-    sl_batch_result r = {"fuzz-new-id", 200, NULL, {"{}", 2}, NULL, NULL};
+    sl_batch_result r = {"fuzz-new-id", 200, NULL, {"{}", 2}, NULL, NULL, 0, NULL, 0};
     int put = sl__batch_output_put(out, &r);
     CHECK(put == 0 || put == 1);
     char err[512];

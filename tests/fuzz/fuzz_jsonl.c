@@ -33,7 +33,7 @@ static void check_line(const char *custom_id, const char *body, size_t blen, int
 {
     sl_buf b;
     sl__buf_init(&b, 0);
-    sl_batch_result r = {custom_id, status, "req", {body, blen}, NULL, NULL};
+    sl_batch_result r = {custom_id, status, "req", {body, blen}, NULL, NULL, 0, NULL, 0};
     if (!status) {
         r.error_code = "invalid_input";
         r.error_message = body; /* any bytes: they must come out as a valid string */
@@ -98,7 +98,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             /* the id goes through quoting; compare after jansson's view of it */
             sl_buf b;
             sl__buf_init(&b, 0);
-            sl_batch_result r = {id, 0, NULL, {NULL, 0}, "c", "m"};
+            sl_batch_result r = {id, 0, NULL, {NULL, 0}, "c", "m", 0, NULL, 0};
             CHECK(sl__batch_result_line(&b, "i", &r) == 0);
             json_t *v = json_loadb(b.data, b.len, JSON_ALLOW_NUL, NULL);
             CHECK(v != NULL && memchr(b.data, '\n', b.len - 1) == NULL);
