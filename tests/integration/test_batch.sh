@@ -145,6 +145,14 @@ cp "$T/out.jsonl" "$T/before.jsonl"
 expect_status 2 "$SLUICE" batch "$T/in51.txt" -o "$T/out.jsonl" "${B[@]}" --resume
 grep -q 'different input' "$T/err" || fail "foreign output not refused: $(cat "$T/err")"
 cmp -s "$T/out.jsonl" "$T/before.jsonl" || fail "a refused resume changed the output"
+# without the side file, a file input's ids are compared before anything runs
+rm "$T/out.jsonl.sluice"
+numbers 40 >"$T/in40.txt"
+expect_status 2 "$SLUICE" batch "$T/in40.txt" -o "$T/out.jsonl" "${B[@]}" --resume
+grep -q 'whose custom_id is not in the input' "$T/err" || fail "foreign output without side file not refused: $(cat "$T/err")"
+cmp -s "$T/out.jsonl" "$T/before.jsonl" || fail "a refused resume (no side file) changed the output"
+expect_status 0 "$SLUICE" batch "$T/in50.txt" -o "$T/out.jsonl" "${B[@]}" --resume
+[ -s "$T/out.jsonl.sluice" ] || fail "the side file was not written back"
 # the same from standard input: it can only be compared at its end, and then it fails
 numbers 51 | sed 's/prompt/other/' | expect_status 2 "$SLUICE" batch - -o "$T/out.jsonl" "${B[@]}" --resume
 grep -q 'cannot be checked against .* before the run' "$T/err" || fail "no warning for a resume from stdin: $(cat "$T/err")"

@@ -1025,6 +1025,31 @@ int sl_batch_new(uv_loop_t *loop, const sl_batch_opts *o, sl_batch **out, char *
     if (rc)
         goto fail;
     created_output = !output_existed;
+    if (b->rinfo.needs_id_check && b->scanned) {
+        /* No side file to compare with: read the file's ids now, before anything runs
+         * (only a stream has to wait for its end). */
+        sl_batch_input *pre = NULL;
+        rc = sl__batch_input_open(o->input, &io, &pre, err, errlen);
+        if (rc)
+            goto fail;
+        sl_batch_item it;
+        memset(&it, 0, sizeof it);
+        int r;
+        while ((r = sl__batch_input_next(pre, &it)) == 1)
+            sl__batch_item_clear(&it);
+        if (r < 0) {
+            snprintf(err, errlen, "cannot read %s: %s", o->input, sl__batch_input_error(pre));
+            sl__batch_input_free(pre);
+            rc = SL_EIO;
+            goto fail;
+        }
+        rc = sl__batch_output_check_ids(b->out, sl__batch_input_ids(pre),
+                                        sl__batch_input_fingerprint(pre), err, errlen);
+        sl__batch_input_free(pre);
+        if (rc)
+            goto fail;
+        b->rinfo.needs_id_check = 0;
+    }
     if (o->errors) {
         /* sl__batch_errors_open, plus forget_written */
         sl_batch_output_opts eo;
@@ -1100,10 +1125,9 @@ int sl_batch_start(sl_batch *b, sl_batch_done_cb on_done, void *user)
             b->rinfo.ids, b->rinfo.failed);
     if (b->rinfo.resumed && b->rinfo.needs_id_check)
         say(b,
-            "%s cannot be checked against %s before the run (%s): it is checked when the "
-            "input ends",
-            b->input_name, b->output,
-            b->scanned ? "the output has no side file" : "the input is a stream");
+            "%s cannot be checked against %s before the run (the input is a stream): it is "
+            "checked when the input ends",
+            b->input_name, b->output);
 
     int tty = isatty(fileno(b->msg));
     b->bar = b->o.progress == SL_PROGRESS_ALWAYS || (b->o.progress == SL_PROGRESS_AUTO && tty);
