@@ -218,6 +218,7 @@ static void test_json_summary(void **state)
                                 "  \"invalid_lines\": 2,\n"
                                 "  \"skipped\": 5,\n"
                                 "  \"unfinished\": 0,\n"
+                                "  \"input_left\": false,\n"
                                 "  \"failed_by_reason\": {\n"
                                 "    \"http_4xx\": 1,\n"
                                 "    \"http_5xx\": 1,\n"

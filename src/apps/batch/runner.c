@@ -421,6 +421,7 @@ static void finish(sl_batch *b)
         unfinished = b->cancelled + pending;
     int left = unfinished > 0 || !eof;
     b->sum->unfinished = unfinished;
+    b->sum->input_left = !eof && !b->scanned;
     b->sum->wall_ms = sl__clock_ms() - b->t_start;
 
     if (b->bar) {

@@ -292,6 +292,10 @@ int sl__batch_summary_text(const sl_batch_summary *s, sl_buf *out)
     if (!rc && s->unfinished)
         rc = sl__buf_printf(out, ", %" PRIu64 " not finished (run again with --resume)",
                             s->unfinished);
+    if (!rc && s->input_left)
+        rc = sl__buf_append_str(out, s->unfinished ? "; the input was not read to its end"
+                                                   : "; the input was not read to its end "
+                                                     "(run again with --resume)");
     if (!rc)
         rc = sl__buf_append_str(out, "\n");
     if (!rc && failed) {
@@ -393,6 +397,7 @@ int sl__batch_summary_json(const sl_batch_summary *s, sl_buf *out)
     bad |= set(o, "invalid_lines", json_integer((json_int_t)s->count[SL_BATCH_INVALID]));
     bad |= set(o, "skipped", json_integer((json_int_t)s->skipped));
     bad |= set(o, "unfinished", json_integer((json_int_t)s->unfinished));
+    bad |= set(o, "input_left", json_boolean(s->input_left));
     for (int i = SL_BATCH_HTTP_4XX; i < SL_BATCH_INVALID; i++)
         bad |= set(by, outcome_names[i], json_integer((json_int_t)s->count[i]));
     bad |= set(o, "failed_by_reason", by);

@@ -76,6 +76,7 @@ typedef struct sl_batch_summary {
     /* set by the runner: */
     uint64_t skipped;    /* items that already had a result (resume) */
     uint64_t unfinished; /* items left when the run stopped early (signal) */
+    int input_left;      /* the run stopped before the end of a stream input: more may follow */
     double wall_ms;
     /* sums of the records: */
     uint64_t retries;
