@@ -7,6 +7,8 @@
 
 #include <sluice/common.h>
 
+#include "base/jsontok.h"
+
 /* Nesting depth of a JSON text, counting only brackets outside strings. Linear, no
  * allocation; stops as soon as the cap is passed. */
 static int depth_exceeds(const char *p, size_t n, int max)
@@ -32,6 +34,28 @@ static int depth_exceeds(const char *p, size_t n, int max)
 }
 
 int sl__json_parse(const char *p, size_t n, int max_depth, json_t **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    sl_jtoks t;
+    sl__jtoks_init(&t);
+    if (sl__jtok_parse(&t, p, n, max_depth) == 0) {
+        sl_buf scratch;
+        sl__buf_init(&scratch, 0);
+        json_t *v = sl__jtok_tree(&t, 0, &scratch);
+        sl__buf_free(&scratch);
+        sl__jtoks_free(&t);
+        if (v) {
+            *out = v;
+            return 0;
+        }
+    } else {
+        sl__jtoks_free(&t);
+    }
+    /* rejected (or out of memory): jansson says why, in its words */
+    return sl__json_load(p, n, max_depth, out, err, errlen);
+}
+
+int sl__json_load(const char *p, size_t n, int max_depth, json_t **out, char *err, size_t errlen)
 {
     *out = NULL;
     if (max_depth <= 0)

@@ -14,8 +14,13 @@
 
 /* Parse exactly one JSON value from (p, n). On success *out is a new reference and 0
  * is returned. On failure returns SL_EPARSE or SL_ELIMIT (depth over max_depth, or 0 for
- * SL_JSON_MAX_DEPTH) and writes a one-line reason into err (if errlen > 0). */
+ * SL_JSON_MAX_DEPTH) and writes a one-line reason into err (if errlen > 0).
+ * A text the tokenizer (base/jsontok.h) accepts is built from its tokens, several times
+ * faster than jansson's own reader on small texts; any other goes through sl__json_load,
+ * so the verdict, the tree and the messages are jansson's. */
 int sl__json_parse(const char *p, size_t n, int max_depth, json_t **out, char *err, size_t errlen);
+/* The same through jansson's reader only: the reference the tokenizer is held to. */
+int sl__json_load(const char *p, size_t n, int max_depth, json_t **out, char *err, size_t errlen);
 
 /* Borrowed string member, or NULL if absent or not a string. */
 const char *sl__json_str(const json_t *obj, const char *key);

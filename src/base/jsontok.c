@@ -612,6 +612,59 @@ json_t *sl__jtok_json(const sl_jtoks *t, uint32_t k)
     return json_loadb(t->src + t->v[k].start, t->v[k].len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
 }
 
+json_t *sl__jtok_tree(const sl_jtoks *t, uint32_t k, sl_buf *scratch)
+{
+    const sl_jtok *v = &t->v[k];
+    switch (v->type) {
+    case SL_JTOK_NULL:
+        return json_null();
+    case SL_JTOK_TRUE:
+        return json_true();
+    case SL_JTOK_FALSE:
+        return json_false();
+    case SL_JTOK_INT:
+        return json_integer(sl__jtok_int(t, k));
+    case SL_JTOK_REAL:
+        return json_real(sl__jtok_real(t, k));
+    case SL_JTOK_STRING: {
+        sl_str str;
+        if (sl__jtok_str(t, k, scratch, &str))
+            return NULL;
+        return json_stringn_nocheck(str.ptr, str.len); /* UTF-8 checked by the tokenizer */
+    }
+    case SL_JTOK_ARRAY: {
+        json_t *a = json_array();
+        for (uint32_t i = k + 1; a && i < v->next; i = t->v[i].next)
+            if (json_array_append_new(a, sl__jtok_tree(t, i, scratch))) {
+                json_decref(a);
+                a = NULL;
+            }
+        return a;
+    }
+    default: { /* SL_JTOK_OBJECT */
+        json_t *o = json_object();
+        for (uint32_t i = k + 1; o && i < v->next; i = t->v[i + 1].next) {
+            /* the value first: the key's unescaped text may live in scratch, which the
+             * value's strings would overwrite */
+            json_t *val = sl__jtok_tree(t, i + 1, scratch);
+            sl_str key;
+            int bad = !val;
+            if (!bad && sl__jtok_str(t, i, scratch, &key)) {
+                json_decref(val);
+                bad = 1;
+            }
+            /* a repeated name replaces the value in place, as jansson's reader does (the
+             * reference to val is taken even on failure) */
+            if (bad || json_object_setn_new_nocheck(o, key.ptr, key.len, val)) {
+                json_decref(o);
+                o = NULL;
+            }
+        }
+        return o;
+    }
+    }
+}
+
 /* ---- members as jansson sees them ----------------------------------------------------- */
 
 void sl__jmembers_init(sl_jmembers *m)

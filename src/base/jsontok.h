@@ -116,6 +116,11 @@ int sl__jtok_write(sl_buf *out, const sl_jtoks *t, uint32_t i);
  * ENOMEM. */
 json_t *sl__jtok_json(const sl_jtoks *t, uint32_t i);
 
+/* Token i and everything inside it as a jansson tree (a new reference), equal to the one
+ * jansson's reader makes of the same text: repeated names keep their first place and
+ * their last value. scratch holds unescaped strings while it works. NULL on ENOMEM. */
+json_t *sl__jtok_tree(const sl_jtoks *t, uint32_t i, sl_buf *scratch);
+
 /* Unescape the inside of a valid JSON string (without its quotes) into out, which has
  * room for n bytes; returns the length written (at most n). */
 size_t sl__jtok_unescape(const char *s, size_t n, char *out);

@@ -179,7 +179,7 @@ static void test_accepts_what_jansson_accepts(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t n = cases[i].len ? cases[i].len : strlen(cases[i].text);
         json_t *v = NULL;
-        int want = sl__json_parse(cases[i].text, n, 0, &v, NULL, 0) == 0;
+        int want = sl__json_load(cases[i].text, n, 0, &v, NULL, 0) == 0;
         json_decref(v);
         if (want != cases[i].ok)
             fail_msg("jansson and the table disagree on case %zu", i);
@@ -225,7 +225,7 @@ static void test_write(void **state)
     sl__jtoks_init(&t);
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
         json_t *v = NULL;
-        assert_int_equal(sl__json_parse(texts[i], strlen(texts[i]), 0, &v, NULL, 0), 0);
+        assert_int_equal(sl__json_load(texts[i], strlen(texts[i]), 0, &v, NULL, 0), 0);
         assert_int_equal(parse(&t, texts[i]), 0);
         sl_buf a, b;
         sl__buf_init(&a, 0);
@@ -241,12 +241,56 @@ static void test_write(void **state)
     sl__jtoks_free(&t);
 }
 
+/* sl__json_parse builds from the tokens the tree jansson's reader builds: same values,
+ * same member order, repeated names in their first place with their last value; texts it
+ * rejects get jansson's verdict and message. */
+static void test_tree_is_janssons(void **state)
+{
+    static const char *const texts[] = {
+        "{\"id\":\"1\",\"prompt\":\"Write one sentence about item 1.\"}",
+        " { \"b\" : 1 , \"a\" : [ true , false , null ] , \"b\" : 2.50, \"c\": {} } ",
+        "[\"a\\u0000b\",\"\\ud83d\\ude00\",\"\\n\\t\\\"\",1e2,-0,0.1,-9223372036854775808,[]]",
+        "{\"k\\u00e9y\":{\"x\":[{\"y\":\"z\"}]},\"k\\u00e9y\":\"last\"}",
+        "\"just a string\"",
+        "12",
+        "null",
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        json_t *want = NULL, *got = NULL;
+        assert_int_equal(sl__json_load(texts[i], strlen(texts[i]), 0, &want, NULL, 0), 0);
+        assert_int_equal(sl__json_parse(texts[i], strlen(texts[i]), 0, &got, NULL, 0), 0);
+        assert_true(json_equal(want, got));
+        char *a = json_dumps(want, JSON_COMPACT | JSON_ENCODE_ANY);
+        char *b = json_dumps(got, JSON_COMPACT | JSON_ENCODE_ANY);
+        assert_string_equal(a, b); /* the order too */
+        free(a);
+        free(b);
+        json_decref(want);
+        json_decref(got);
+    }
+    static const char *const bad[] = {"{\"a\":}", "[1,]", "\"\xff\"", "01", "{\"a\\u0000\":1}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_t *v = NULL;
+        char e1[200], e2[200];
+        int r1 = sl__json_load(bad[i], strlen(bad[i]), 0, &v, e1, sizeof e1);
+        int r2 = sl__json_parse(bad[i], strlen(bad[i]), 0, &v, e2, sizeof e2);
+        assert_int_not_equal(r1, 0);
+        assert_int_equal(r1, r2);
+        assert_null(v);
+        assert_string_equal(e1, e2);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_layout),  cmocka_unit_test(test_repeated_names),
-        cmocka_unit_test(test_strings), cmocka_unit_test(test_accepts_what_jansson_accepts),
-        cmocka_unit_test(test_depth),   cmocka_unit_test(test_write),
+        cmocka_unit_test(test_layout),
+        cmocka_unit_test(test_repeated_names),
+        cmocka_unit_test(test_strings),
+        cmocka_unit_test(test_accepts_what_jansson_accepts),
+        cmocka_unit_test(test_depth),
+        cmocka_unit_test(test_write),
+        cmocka_unit_test(test_tree_is_janssons),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
