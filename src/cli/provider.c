@@ -66,6 +66,11 @@ int cli_provider_open(cli_provider *p, uv_loop_t *loop, const sl_mock_opts *mock
             fprintf(stderr, "sluice: base URL '%s' must start with http:// or https://\n", url);
             return -1;
         }
+        const char *host = url + (url[4] == 's' ? 8 : 7);
+        if (!*host || *host == '/' || *host == ':' || *host == '?' || *host == '#') {
+            fprintf(stderr, "sluice: base URL '%s' has no host\n", url);
+            return -1;
+        }
         p->base_url = strdup(url);
         size_t n = strlen(p->base_url);
         while (n > 0 && p->base_url[n - 1] == '/')

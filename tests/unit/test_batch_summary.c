@@ -91,7 +91,8 @@ static void test_outcomes(void **state)
     assert_int_equal(sl__batch_outcome_of(SL_EPROTO, 200), SL_BATCH_PROTOCOL);
     assert_int_equal(sl__batch_outcome_of(SL_EDIVERGED, 200), SL_BATCH_PROTOCOL);
     assert_int_equal(sl__batch_outcome_of(SL_ELIMIT, 200), SL_BATCH_PROTOCOL);
-    assert_int_equal(sl__batch_outcome_of(SL_EBUSY, 0), SL_BATCH_OTHER);
+    assert_int_equal(sl__batch_outcome_of(SL_EBUSY, 0), SL_BATCH_CIRCUIT);
+    assert_string_equal(sl__batch_outcome_name(SL_BATCH_CIRCUIT), "circuit_open");
     assert_int_equal(sl__batch_outcome_of(SL_ECANCELED, 0), SL_BATCH_OTHER);
     assert_string_equal(sl__batch_outcome_name(SL_BATCH_HTTP_5XX), "http_5xx");
     assert_string_equal(sl__batch_outcome_name(SL_BATCH_INVALID), "invalid");
@@ -225,6 +226,7 @@ static void test_json_summary(void **state)
                                 "    \"timeout\": 1,\n"
                                 "    \"transport\": 0,\n"
                                 "    \"protocol\": 0,\n"
+                                "    \"circuit_open\": 0,\n"
                                 "    \"other\": 0\n"
                                 "  },\n"
                                 "  \"retries\": 3,\n"

@@ -120,7 +120,8 @@ static int write_side(sl_batch_output *out, uint64_t fp, int known, char *err, s
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0 || write_all(fd, text, strlen(text)) || write_all(fd, "\n", 1) || fsync(fd)) {
         if (errlen)
-            snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+            snprintf(err, errlen, "cannot write %s (the side file of %s): %s", tmp, out->path,
+                     strerror(errno));
         if (fd >= 0)
             unlink(tmp);
         goto out;

@@ -898,6 +898,19 @@ void sl_batch_free(sl_batch *b)
     free(b);
 }
 
+/* Two of the run's file arguments naming one file (the same path, or one file under two
+ * paths); '-' is standard output, handled apart. */
+static int same_file(const char *a, const char *b)
+{
+    if (!strcmp(a, "-") || !strcmp(b, "-"))
+        return 0;
+    if (!strcmp(a, b))
+        return 1;
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
+}
+
 int sl_batch_new(uv_loop_t *loop, const sl_batch_opts *o, sl_batch **out, char *err, size_t errlen)
 {
     *out = NULL;
@@ -961,6 +974,13 @@ int sl_batch_new(uv_loop_t *loop, const sl_batch_opts *o, sl_batch **out, char *
         FAIL(SL_EINVAL, "-o - and --errors - would write each failure to stdout twice");
     if (!strcmp(o->output, "-") && o->summary_json && !strcmp(o->summary_json, "-"))
         FAIL(SL_EINVAL, "-o - and --summary-json - would mix the summary into the results");
+    if (o->errors && o->summary_json && !strcmp(o->errors, "-") && !strcmp(o->summary_json, "-"))
+        FAIL(SL_EINVAL, "--errors - and --summary-json - would mix the summary into the failures");
+    if (o->errors && same_file(o->output, o->errors))
+        FAIL(SL_EINVAL, "-o and --errors name the same file (%s)", o->errors);
+    if (o->summary_json && (same_file(o->output, o->summary_json) ||
+                            (o->errors && same_file(o->errors, o->summary_json))))
+        FAIL(SL_EINVAL, "--summary-json names the file of -o or --errors (%s)", o->summary_json);
     if (o->summary_json && strcmp(o->summary_json, "-")) {
         /* written at the end, beside it: find out now that it cannot be */
         char dir[4096];

@@ -107,18 +107,22 @@ sl_batch_outcome sl__batch_outcome_of(int error, int http_status)
     case SL_EDIVERGED:
     case SL_ELIMIT:
         return SL_BATCH_PROTOCOL;
+    case SL_EBUSY:
+        return SL_BATCH_CIRCUIT;
     default:
         return SL_BATCH_OTHER;
     }
 }
 
 static const char *const outcome_names[SL_BATCH_OUTCOMES] = {
-    "ok", "http_4xx", "http_5xx", "timeout", "transport", "protocol", "other", "invalid",
+    "ok",       "http_4xx",     "http_5xx", "timeout", "transport",
+    "protocol", "circuit_open", "other",    "invalid",
 };
 
 /* For the text summary: "http_4xx" reads better as "http 4xx". */
 static const char *const outcome_words[SL_BATCH_OUTCOMES] = {
-    "ok", "http 4xx", "http 5xx", "timeout", "transport", "protocol", "other", "invalid",
+    "ok",       "http 4xx",     "http 5xx", "timeout", "transport",
+    "protocol", "circuit open", "other",    "invalid",
 };
 
 const char *sl__batch_outcome_name(sl_batch_outcome o)

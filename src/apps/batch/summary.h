@@ -47,7 +47,8 @@ typedef enum sl_batch_outcome {
     SL_BATCH_TIMEOUT,   /* SL_ETIMEDOUT */
     SL_BATCH_TRANSPORT, /* SL_ETRANSPORT: connect, DNS, TLS, reset */
     SL_BATCH_PROTOCOL,  /* SL_EPROTO, SL_EDIVERGED, SL_ELIMIT: an answer we could not use */
-    SL_BATCH_OTHER,     /* any other failure (another HTTP status, SL_EBUSY, ...) */
+    SL_BATCH_CIRCUIT,   /* SL_EBUSY: refused by the open circuit breaker */
+    SL_BATCH_OTHER,     /* any other failure (another HTTP status, ...) */
     SL_BATCH_INVALID,   /* an input line that is not a valid request */
     SL_BATCH_OUTCOMES
 } sl_batch_outcome;
@@ -55,7 +56,8 @@ typedef enum sl_batch_outcome {
 /* The outcome of a call's result (sl_result.error and .http_status). SL_ECANCELED maps to
  * SL_BATCH_OTHER; a cancelled item is normally not recorded but counted as unfinished. */
 sl_batch_outcome sl__batch_outcome_of(int error, int http_status);
-/* "ok", "http_4xx", "http_5xx", "timeout", "transport", "protocol", "other", "invalid". */
+/* "ok", "http_4xx", "http_5xx", "timeout", "transport", "protocol", "circuit_open", "other",
+ * "invalid". */
 const char *sl__batch_outcome_name(sl_batch_outcome o);
 
 /* ---- the summary --------------------------------------------------------------------- */
