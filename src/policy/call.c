@@ -746,6 +746,22 @@ static void on_attempt_delta(sl_attempt *a, const sl_delta *d, void *user)
         destroy(call); /* sl_call_free ran inside on_delta; on_done was delivered then */
 }
 
+/* The last attempt's failure stands, and its message says why no retry followed. */
+static void note_no_retry(sl_call *call)
+{
+    sl_buf m;
+    sl__buf_init(&m, 0);
+    if (sl__buf_printf(&m, "%s (not retried: the deadline of %ld ms would pass first)",
+                       call->res.message ? call->res.message : sl_strerror(call->res.error),
+                       call->p->o.deadline_ms)) {
+        sl__buf_free(&m);
+        return;
+    }
+    free(call->message); /* after the copy: res.message may be it */
+    call->message = sl__buf_steal(&m);
+    call->res.message = call->message;
+}
+
 /* After a failed attempt: 1 if another one follows after *delay (the backoff is armed). */
 static int schedule_retry(sl_call *call, int err, double now, double *delay_out)
 {
@@ -757,8 +773,10 @@ static int schedule_retry(sl_call *call, int err, double now, double *delay_out)
                         now, &p->rng, &delay))
         return 0;
     /* a retry that could not start before the deadline is not worth waiting for */
-    if (!sl__deadline_allows(call->deadline, now, delay))
+    if (!sl__deadline_allows(call->deadline, now, delay)) {
+        note_no_retry(call);
         return 0;
+    }
     sl_attempt_info *li = log_entry(call, call->attempts - 1);
     if (li)
         li->delay_ms = delay;

@@ -291,6 +291,62 @@ jq -se --argjson r "$(jq .retries "$T/summary.json")" '
     fail "the attempts of a retried id are not in its line"
 ok "429s retried (honouring retry-after-ms) until every id succeeds; each attempt in the line"
 
+# requests the mock counted (GET /stats)
+mock_requests() { curl -s "$1/stats" | jq .requests; }
+
+# 5xx are retried, 400 never: the mock counts every attempt.
+start_server s503 "$SLUICE" mock --listen 127.0.0.1:0 --fail-rate 1 --fail-status 503
+fresh
+expect_status 1 "$SLUICE" batch "$T/in10.txt" -o "$T/out.jsonl" --base-url "$URL_s503/v1" --progress never --retries 2 --summary-json "$T/summary.json"
+ids_once "$T/out.jsonl" "$T/want.ids"
+[ "$(mock_requests "$URL_s503")" = 30 ] || fail "503s: $(mock_requests "$URL_s503") attempts, want 30"
+jq -se 'all(.[]; .attempts == 3 and .error.code == "http_503" and .response.status_code == 503)' "$T/out.jsonl" >/dev/null ||
+    fail "503 lines wrong: $(head -1 "$T/out.jsonl")"
+jq -e '.failed_by_reason.http_5xx == 10 and .retries == 20' "$T/summary.json" >/dev/null || fail "503 summary wrong"
+start_server s400 "$SLUICE" mock --listen 127.0.0.1:0 --fail-rate 1 --fail-status 400
+fresh
+expect_status 1 "$SLUICE" batch "$T/in10.txt" -o "$T/out.jsonl" --base-url "$URL_s400/v1" --progress never --retries 5
+[ "$(mock_requests "$URL_s400")" = 10 ] || fail "400s were retried: $(mock_requests "$URL_s400") attempts"
+jq -se 'all(.[]; .attempts == null and .error.code == "http_400")' "$T/out.jsonl" >/dev/null || fail "400 lines wrong"
+ok "503 retried up to --retries (each attempt counted by the mock), 400 never retried"
+
+# Garbage in a stream: a protocol error, retried, then reported with every attempt.
+start_server garbage "$SLUICE" mock --listen 127.0.0.1:0 --garbage-after 2
+fresh
+expect_status 1 "$SLUICE" batch "$T/in10.txt" -o "$T/out.jsonl" --base-url "$URL_garbage/v1" --progress never --stream --retries 1 --summary-json "$T/summary.json"
+ids_once "$T/out.jsonl" "$T/want.ids"
+jq -se 'all(.[]; .error.code == "protocol" and .attempts == 2 and .response == null)' "$T/out.jsonl" >/dev/null ||
+    fail "garbage lines wrong: $(head -1 "$T/out.jsonl")"
+jq -e '.failed_by_reason.protocol == 10' "$T/summary.json" >/dev/null || fail "garbage summary wrong"
+ok "garbage mid-stream: a protocol error, retried, each id failed once with its attempts"
+
+# A slow reader on the provider's side: bodies still go through.
+start_server slowread "$SLUICE" mock --listen 127.0.0.1:0 --slow-read-ms 5
+awk 'BEGIN { for (i = 1; i <= 10; i++) { s = ""; for (j = 0; j < 3000; j++) s = s "word "; print "{\"id\":\"" i "\",\"prompt\":\"" s "\"}" } }' >"$T/big10.jsonl"
+fresh
+expect_status 0 "$SLUICE" batch "$T/big10.jsonl" -o "$T/out.jsonl" --base-url "$URL_slowread/v1" --progress never --stream
+ids_once "$T/out.jsonl" "$T/want.ids"
+ok "a provider that reads slowly: 15 KB requests all answered"
+
+# --deadline bounds a request with all its retries; --breaker fails fast once open.
+fresh
+start=$(date +%s%N)
+expect_status 1 "$SLUICE" batch "$T/in10.txt" -o "$T/out.jsonl" --base-url "$URL_s503/v1" --progress never --retries 50 --deadline 0.4
+[ $(( ($(date +%s%N) - start) / 1000000 )) -lt 20000 ] || fail "--deadline did not bound the run"
+# each id ends with its last 503, or with the deadline if it struck during an attempt or a
+# backoff: never after 50 retries
+jq -se 'all(.[]; (.error.code == "http_503" or (.error.code == "timeout" and (.error.message | test("deadline"))))
+        and (.attempts // 1) < 10)' "$T/out.jsonl" >/dev/null ||
+    fail "deadline lines wrong: $(head -1 "$T/out.jsonl")"
+before=$(mock_requests "$URL_s503")
+fresh
+expect_status 1 "$SLUICE" batch "$T/in10.txt" -o "$T/out.jsonl" --base-url "$URL_s503/v1" --progress never --retries 0 -c 1 --breaker 3 --breaker-cooldown 60 --summary-json "$T/summary.json"
+[ $(( $(mock_requests "$URL_s503") - before )) = 3 ] || fail "the breaker let more than 3 requests through"
+jq -e '.failed_by_reason.http_5xx == 3 and .failed_by_reason.circuit_open == 7' "$T/summary.json" >/dev/null ||
+    fail "breaker summary wrong: $(jq -c .failed_by_reason "$T/summary.json")"
+grep -q 'circuit open' "$T/err" || fail "the summary does not say circuit open"
+ok "--deadline gives up on a request within its budget; --breaker 3 stops calling after 3 failures"
+
 # 9. 5,000 requests in flight on one process.
 if ulimit -n 12000 2>/dev/null; then
     start_server wide "$SLUICE" mock --listen 127.0.0.1:0 --ttft-ms 100 --chunks 3
