@@ -7,7 +7,8 @@
 #   bench/batch.sh                       # N=10000 prompts, C=1000 in flight
 #   N=2000 C=100 bench/batch.sh
 #   ONLY=sluice,httpx bench/batch.sh
-# Knobs: N C TTFT_MS CHUNKS INTERVAL_MS MAX_S ONLY PEERS PEERS_NODE OPENAI_VERSION
+#   STREAM=0 ONLY=sluice bench/batch.sh  # sluice without --stream (the peers always stream)
+# Knobs: N C TTFT_MS CHUNKS INTERVAL_MS MAX_S ONLY STREAM PEERS PEERS_NODE OPENAI_VERSION
 # Lower bound of the wall time: ceil(N/C) x one request's time (TTFT + (CHUNKS-1) x INTERVAL).
 . "$(dirname "$0")/lib.sh"
 N=${N:-10000}
@@ -16,6 +17,7 @@ TTFT_MS=${TTFT_MS:-200}
 CHUNKS=${CHUNKS:-20}
 INTERVAL_MS=${INTERVAL_MS:-5}
 MAX_S=${MAX_S:-300}
+STREAM=${STREAM:-1}
 ONLY=${ONLY:-sluice,httpx,aiohttp,openai}
 PEERS_NODE=${PEERS_NODE:-/tmp/peers-node}
 OPENAI_VERSION=${OPENAI_VERSION:-6.49.0}
@@ -81,7 +83,9 @@ run_client() {
 
 if want sluice; then
     rm -f "$RUN/sluice.results.jsonl" "$RUN/sluice.results.jsonl.sluice"
-    run_client sluice "$SLUICE" batch "$RUN/prompts.jsonl" -o "$RUN/sluice.results.jsonl" -c "$C" --stream \
+    stream_flag=(--stream)
+    [ "$STREAM" = 0 ] && stream_flag=()
+    run_client sluice "$SLUICE" batch "$RUN/prompts.jsonl" -o "$RUN/sluice.results.jsonl" -c "$C" "${stream_flag[@]}" \
         --base-url "$BASE" --progress never --summary-json "$RUN/sluice.summary.json"
 fi
 want httpx && run_client httpx $PY "$PEERS/clients/batch_httpx.py" --base-url "$BASE" --n "$N" --c "$C" --max-seconds "$MAX_S"
@@ -104,7 +108,7 @@ best_cpu=$(printf '%s\n' "${ROWS[@]}" | awk -F'|' '$1 != "sluice" && $3 > 0 { c 
 best_rss=$(printf '%s\n' "${ROWS[@]}" | awk -F'|' '$1 != "sluice" && $3 > 0 { if (b == "" || $8 < b) b = $8 } END { print b }')
 
 echo
-echo "bench/batch.sh: N=$N prompts, C=$C in flight, streamed; sluice mock TTFT ${TTFT_MS} ms, $CHUNKS chunks ${INTERVAL_MS} ms apart"
+echo "bench/batch.sh: N=$N prompts, C=$C in flight, $([ "$STREAM" = 0 ] && echo "sluice not streamed" || echo streamed); sluice mock TTFT ${TTFT_MS} ms, $CHUNKS chunks ${INTERVAL_MS} ms apart"
 echo "one request alone: $single_ms ms; lower bound ceil(N/C) x request = $waves x $formula_ms ms = ${bound_s} s (${bound2_s} s with the measured request)"
 [ -n "$floor_s" ] && echo "floor at C=$C: wrk's median stream latency ${floor_p50} ms x $waves waves = ${floor_s} s ($(awk -v f="$floor_s" -v b="$bound_s" 'BEGIN { printf "%.3f", f / b }')x the bound)"
 echo
