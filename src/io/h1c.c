@@ -132,6 +132,15 @@ static void conn_start(sl_h1c *c, origin *o, hreq *r);
 static conn *conn_new(sl_h1c *c, origin *o);
 static void conn_try(conn *k);
 static void conn_send(conn *k);
+
+/* k (kept alive and free) takes r: r's request goes out on it now. */
+static void take(conn *k, hreq *r)
+{
+    k->state = CONN_BUSY;
+    k->req = r;
+    r->conn = k;
+    conn_send(k);
+}
 static void origin_kick(origin *o);
 static void feed(conn *k, const char *p, size_t n);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
@@ -211,10 +220,7 @@ static void detach(hreq *r, int reusable)
     if (!sl__list_empty(&o->waiting)) { /* straight to the next request */
         hreq *w = SL_CONTAINER_OF(o->waiting.next, hreq, wait);
         sl__list_remove(&w->wait);
-        w->conn = k;
-        k->req = w;
-        k->state = CONN_BUSY;
-        conn_send(k);
+        take(k, w);
         return;
     }
     k->state = CONN_IDLE;
@@ -846,10 +852,7 @@ static void assign(hreq *r)
     if (!sl__list_empty(&o->idle)) {
         conn *k = SL_CONTAINER_OF(o->idle.prev, conn, link);
         sl__list_remove(&k->link);
-        k->state = CONN_BUSY;
-        k->req = r;
-        r->conn = k;
-        conn_send(k);
+        take(k, r);
         return;
     }
     int cap = r->c->o.max_host_connections;
